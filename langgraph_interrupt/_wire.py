@@ -1,0 +1,165 @@
+"""The Ably AI Transport wire vocabulary: names, headers, reasons and message shapes.
+
+Owns: every event name and header name the protocol uses (as the JS SDK 0.8 speaks it,
+``../shared/research/ai-transport-protocol.md`` §0 and §2), the run/step end reasons, the
+message dataclasses exchanged with channels, and the one tolerant reader of the
+``extras.ai`` envelope. Stdlib only; nothing here does I/O.
+
+The envelope (§0.1)::
+
+    extras = {"ai": {"transport": {str: str}, "codec": {str: str}}, "ephemeral": True?}
+
+Both tiers are flat string maps: booleans are ``"true"``/``"false"``, numbers decimal
+strings, structured values JSON strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+# -- message names (§0.2) -----------------------------------------------------------------
+EVENT_INPUT: Final = "ai-input"
+EVENT_OUTPUT: Final = "ai-output"
+EVENT_RUN_START: Final = "ai-run-start"
+EVENT_RUN_RESUME: Final = "ai-run-resume"
+EVENT_RUN_SUSPEND: Final = "ai-run-suspend"
+EVENT_RUN_END: Final = "ai-run-end"
+EVENT_STEP_START: Final = "ai-step-start"
+EVENT_STEP_END: Final = "ai-step-end"
+EVENT_CANCEL: Final = "ai-cancel"
+
+# -- transport headers (§2) ---------------------------------------------------------------
+H_ROLE: Final = "role"
+H_CODEC_MESSAGE_ID: Final = "codec-message-id"
+H_RUN_ID: Final = "run-id"
+H_RUN_CLIENT_ID: Final = "run-client-id"
+H_PARENT: Final = "parent"
+H_FORK_OF: Final = "fork-of"
+H_MSG_REGENERATE: Final = "msg-regenerate"
+H_SUPERSEDES: Final = "supersedes"
+H_EVENT_ID: Final = "event-id"
+H_INVOCATION_ID: Final = "invocation-id"
+H_INPUT_CLIENT_ID: Final = "input-client-id"
+H_INPUT_CODEC_MESSAGE_ID: Final = "input-codec-message-id"
+H_STEP_ID: Final = "step-id"
+H_STEP_CLIENT_ID: Final = "step-client-id"
+H_STEP_START_SERIAL: Final = "step-start-serial"
+H_STEP_REASON: Final = "step-reason"
+H_RUN_REASON: Final = "run-reason"
+H_ERROR_CODE: Final = "error-code"
+H_ERROR_MESSAGE: Final = "error-message"
+H_STEER_IDS: Final = "steer-codec-message-ids"
+H_STREAM: Final = "stream"
+H_STATUS: Final = "status"
+H_STREAM_ID: Final = "stream-id"
+H_DISCRETE: Final = "discrete"
+
+# -- reasons and statuses (§3) ------------------------------------------------------------
+RunEndReason = Literal["complete", "cancelled", "error"]
+StepEndReason = Literal["complete", "failed", "cancelled"]
+RunStatus = Literal["active", "suspended", "complete", "cancelled", "error"]
+StreamStatus = Literal["streaming", "complete", "cancelled"]
+MessageAction = Literal["message.create", "message.append", "message.update", "message.delete"]
+
+RUN_END_REASONS: Final[frozenset[str]] = frozenset({"complete", "cancelled", "error"})
+STEP_END_REASONS: Final[frozenset[str]] = frozenset({"complete", "failed", "cancelled"})
+
+#: Agent string the JS SDK sends as the ``agent`` channel param; ours names itself.
+CHANNEL_AGENT_PARAM: Final = "langgraph-interrupt-py/0.1 vercel-ai-sdk-ui-message/0.8.0"
+
+#: Header values longer than this are treated as malformed (a hostile or broken peer).
+MAX_HEADER_VALUE: Final = 64 * 1024
+#: Header maps with more entries than this are treated as malformed.
+MAX_HEADERS: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """A message to publish: what the protocol needs and nothing else.
+
+    ``id`` is an idempotency key: a backend that supports idempotent publishing (Ably)
+    drops a second publish with the same id, so a retried publish never duplicates.
+    """
+
+    name: str
+    data: Any = None
+    extras: Mapping[str, Any] | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelMessage:
+    """A message as a subscriber or a history page sees it.
+
+    ``serial`` identifies the message for its whole life; ``version_serial`` identifies
+    this version of it (a create's version serial equals its serial; each append or update
+    gets a new, lexicographically larger one). Appends carry no ``name`` and only their
+    fragment in ``data``; history returns one aggregated latest version per serial.
+    """
+
+    name: str | None
+    data: Any
+    extras: Mapping[str, Any] | None
+    serial: str
+    action: MessageAction = "message.create"
+    version_serial: str = ""
+    client_id: str | None = None
+    connection_id: str | None = None
+    id: str | None = None
+    timestamp: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The ``extras.ai`` tiers of a message, validated as flat string maps."""
+
+    transport: Mapping[str, str]
+    codec: Mapping[str, str] = field(default_factory=dict)
+    ephemeral: bool = False
+
+
+def _flat_str_map(value: object) -> dict[str, str] | None:
+    if not isinstance(value, Mapping) or len(value) > MAX_HEADERS:
+        return None
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            return None
+        if len(item) > MAX_HEADER_VALUE:
+            return None
+    return dict(value)
+
+
+def read_envelope(extras: object) -> Envelope | None:
+    """Read and validate the ``extras.ai`` envelope; ``None`` if absent or malformed.
+
+    Messages without a valid envelope are foreign (or hostile) traffic: callers skip them.
+    This is the single place that decides what a well-formed envelope is.
+    """
+    if not isinstance(extras, Mapping):
+        return None
+    ai = extras.get("ai")
+    if not isinstance(ai, Mapping):
+        return None
+    transport = _flat_str_map(ai.get("transport"))
+    if transport is None:
+        return None
+    raw_codec = ai.get("codec")
+    codec = {} if raw_codec is None else _flat_str_map(raw_codec)
+    if codec is None:
+        return None
+    return Envelope(transport, codec, extras.get("ephemeral") is True)
+
+
+def make_extras(
+    transport: Mapping[str, str], codec: Mapping[str, str] | None = None, *, ephemeral: bool = False
+) -> dict[str, Any]:
+    """Build an ``extras`` value; the codec tier is written only when non-empty (§0.1)."""
+    ai: dict[str, Any] = {"transport": transport}
+    if codec:
+        ai["codec"] = codec
+    extras: dict[str, Any] = {"ai": ai}
+    if ephemeral:
+        extras["ephemeral"] = True
+    return extras
