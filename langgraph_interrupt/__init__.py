@@ -1,0 +1,84 @@
+"""langgraph_interrupt: interruptible LangGraph agents over the Ably AI Transport protocol.
+
+The public API is exactly what ``__all__`` lists; everything else is private.
+"""
+
+from ._abort import AbortController as AbortController
+from ._abort import AbortSignal as AbortSignal
+from ._abort import CancelReason as CancelReason
+from ._abort import CancelSource as CancelSource
+from ._abort import RunCancelled as RunCancelled
+from ._errors import AITransportError as AITransportError
+from ._errors import ChannelContinuityLostError as ChannelContinuityLostError
+from ._errors import ChannelError as ChannelError
+from ._errors import EncoderRecoveryFailedError as EncoderRecoveryFailedError
+from ._errors import ErrorCode as ErrorCode
+from ._errors import HistoryFetchFailedError as HistoryFetchFailedError
+from ._errors import InputEventNotFoundError as InputEventNotFoundError
+from ._errors import InvalidArgumentError as InvalidArgumentError
+from ._errors import InvalidInvocationError as InvalidInvocationError
+from ._errors import MutableMessagesDisabledError as MutableMessagesDisabledError
+from ._errors import OperationCancelledError as OperationCancelledError
+from ._errors import RunLifecycleError as RunLifecycleError
+from ._errors import SessionClosedError as SessionClosedError
+from ._errors import StreamError as StreamError
+from ._errors import UnsupportedChunkError as UnsupportedChunkError
+from ._invocation import Invocation as Invocation
+from ._version import __version__ as __version__
+from ._wire import ChannelMessage as ChannelMessage
+from ._wire import OutboundMessage as OutboundMessage
+from .channels import Channel as Channel
+from .channels import HistoryPage as HistoryPage
+from .channels import InMemoryBroker as InMemoryBroker
+from .channels import InMemoryChannel as InMemoryChannel
+from .channels import WireRecord as WireRecord
+from .codec import UIMessageDecoder as UIMessageDecoder
+from .codec import UIMessageEncoder as UIMessageEncoder
+from .transport import AgentSession as AgentSession
+from .transport import CancelRequest as CancelRequest
+from .transport import ClientSession as ClientSession
+from .transport import PipeResult as PipeResult
+from .transport import Run as Run
+from .transport import RunInfo as RunInfo
+from .transport import SendHandle as SendHandle
+
+__all__ = [
+    "AITransportError",
+    "AbortController",
+    "AbortSignal",
+    "AgentSession",
+    "CancelReason",
+    "CancelRequest",
+    "CancelSource",
+    "Channel",
+    "ChannelContinuityLostError",
+    "ChannelError",
+    "ChannelMessage",
+    "ClientSession",
+    "EncoderRecoveryFailedError",
+    "ErrorCode",
+    "HistoryFetchFailedError",
+    "HistoryPage",
+    "InMemoryBroker",
+    "InMemoryChannel",
+    "InputEventNotFoundError",
+    "InvalidArgumentError",
+    "InvalidInvocationError",
+    "Invocation",
+    "MutableMessagesDisabledError",
+    "OperationCancelledError",
+    "OutboundMessage",
+    "PipeResult",
+    "Run",
+    "RunCancelled",
+    "RunInfo",
+    "RunLifecycleError",
+    "SendHandle",
+    "SessionClosedError",
+    "StreamError",
+    "UIMessageDecoder",
+    "UIMessageEncoder",
+    "UnsupportedChunkError",
+    "WireRecord",
+    "__version__",
+]

@@ -1,0 +1,373 @@
+"""The client side of a session, in Python: send, cancel, and watch runs and messages.
+
+Owns: publishing user input the way the JS ``ClientSession`` does (§1.1 of the protocol
+notes: one ``ai-input`` per part in one atomic batch, a fresh ``event-id`` and
+``codec-message-id``, auto-parent), cancels by run id or by send handle (§2.8), and the
+client's view of runs (§3.2) and folded messages. Used by tests, the demo and Python
+front ends; waiting is event-driven (:meth:`ClientSession.wait_for`), never by sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .._cancel import build_cancel
+from .._errors import InvalidArgumentError, SessionClosedError, unable_to
+from .._invocation import Invocation
+from .._wire import (
+    EVENT_INPUT,
+    EVENT_RUN_END,
+    EVENT_RUN_RESUME,
+    EVENT_RUN_START,
+    EVENT_RUN_SUSPEND,
+    H_CODEC_MESSAGE_ID,
+    H_DISCRETE,
+    H_ERROR_CODE,
+    H_ERROR_MESSAGE,
+    H_EVENT_ID,
+    H_INPUT_CODEC_MESSAGE_ID,
+    H_INVOCATION_ID,
+    H_PARENT,
+    H_ROLE,
+    H_RUN_CLIENT_ID,
+    H_RUN_ID,
+    H_RUN_REASON,
+    H_STREAM,
+    RUN_END_REASONS,
+    ChannelMessage,
+    OutboundMessage,
+    RunStatus,
+    make_extras,
+    read_envelope,
+)
+from ..channels import Channel
+from ..codec import UIMessageDecoder
+
+__all__ = ["ClientSession", "RunInfo", "SendHandle"]
+
+logger = logging.getLogger("langgraph_interrupt.client")
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run as the client sees it. ``status`` is terminal once ``complete``, ``cancelled``
+    or ``error``; an ``error`` carries ``error_code`` (104008 when the agent gave none)."""
+
+    run_id: str
+    status: RunStatus
+    invocation_id: str | None = None
+    input_codec_message_id: str | None = None
+    client_id: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.status in RUN_END_REASONS
+
+
+class SendHandle:
+    """What :meth:`ClientSession.send` returns: the invocation to hand to the agent, and
+    the run once the agent starts it."""
+
+    def __init__(self, session: ClientSession, event_id: str, codec_message_id: str,
+                 run_id: str | None) -> None:
+        self._session = session
+        self.event_id = event_id
+        self.codec_message_id = codec_message_id
+        self._continuation_run_id = run_id
+
+    @property
+    def invocation(self) -> Invocation:
+        """The body to POST to the agent: ``{"inputEventId", "sessionName"}``."""
+        return Invocation(inputEventId=self.event_id, sessionName=self._session.channel.name)
+
+    @property
+    def run_id(self) -> str | None:
+        """The run's id once the agent published its start (or resume), else ``None``."""
+        return self._session._by_input.get(self.codec_message_id, self._continuation_run_id)
+
+    @property
+    def run(self) -> RunInfo | None:
+        run_id = self.run_id
+        return None if run_id is None else self._session.run(run_id)
+
+    async def wait_started(self, timeout: float | None = None) -> RunInfo:
+        """Wait until the agent starts (or resumes) the run for this input."""
+        return await self._session.wait_for(
+            lambda s: s._started.get(self.codec_message_id), timeout=timeout)
+
+    async def wait_ended(self, timeout: float | None = None) -> RunInfo:
+        """Wait until the run for this input ends; returns its final :class:`RunInfo`."""
+        def ended(s: ClientSession) -> RunInfo | None:
+            run = self.run
+            return run if run is not None and run.ended else None
+        return await self._session.wait_for(ended, timeout=timeout)
+
+    async def cancel(self) -> None:
+        """Cancel the run this input triggers, even before the agent has started it."""
+        await self._session._publish([build_cancel(
+            run_id=self._continuation_run_id, input_codec_message_id=self.codec_message_id)])
+
+
+class ClientSession:
+    """A participant that sends input and watches runs on a session channel.
+
+    Example::
+
+        client = ClientSession(broker.channel("ai:chat", client_id="user-1"))
+        await client.connect()
+        handle = await client.send("What is the weather?")
+        post_to_agent(handle.invocation.to_json())
+        await handle.wait_started()
+        await handle.cancel()
+    """
+
+    def __init__(self, channel: Channel, *, history_page_size: int = 100,
+                 max_history_pages: int = 100) -> None:
+        self.channel = channel
+        self.decoder = UIMessageDecoder()
+        self._page_size = history_page_size
+        self._max_pages = max_history_pages
+        self._runs: dict[str, RunInfo] = {}
+        self._by_input: dict[str, str] = {}
+        self._started: dict[str, RunInfo] = {}
+        self._resumed_by: dict[str, str] = {}
+        self._waiters: list[tuple[Callable[[ClientSession], Any], asyncio.Future[Any]]] = []
+        self._buffer: list[ChannelMessage] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._closed = False
+        #: Every message received, in order (live and history), for inspection and demos.
+        self.received: list[ChannelMessage] = []
+        self._listeners: list[Callable[[ChannelMessage], None]] = []
+
+    # -- connection -------------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Subscribe, attach, then fold history up to the attach point (idempotent)."""
+        if self._closed:
+            raise SessionClosedError(unable_to("connect", "the client session is closed"))
+        if self._unsubscribe is not None:
+            return
+        self._buffer = []
+        self._unsubscribe = self.channel.subscribe(self._on_message)
+        await self.channel.attach()
+        older: list[ChannelMessage] = []
+        page = await self.channel.history(limit=self._page_size, until_attach=True)
+        for _ in range(self._max_pages):
+            older.extend(page.items)
+            if not page.has_next():
+                break
+            page = await page.next()
+        buffered, self._buffer = self._buffer, None
+        for message in reversed(older):
+            self._fold(message)
+        for message in buffered:
+            self._fold(message)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        for _, future in self._waiters:
+            if not future.done():
+                future.set_exception(SessionClosedError("the client session closed"))
+        await self.channel.detach()
+
+    async def __aenter__(self) -> ClientSession:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def on_message(self, listener: Callable[[ChannelMessage], None]) -> Callable[[], None]:
+        """Observe every received message after it is folded (for UIs and demos)."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    # -- sending -------------------------------------------------------------------------------
+    async def send(self, content: str | Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
+                   run_id: str | None = None, parent: str | None = None,
+                   message_id: str | None = None) -> SendHandle:
+        """Publish a user message (one ``ai-input`` per part, one atomic batch).
+
+        Args:
+            content: text, a ``UIMessage`` dict (``{"id"?, "parts": [...]}``), or parts.
+            run_id: re-enter a suspended run (a continuation) instead of starting a new one.
+            parent: explicit parent; default the last message in the view (auto-parent).
+        """
+        if isinstance(content, str):
+            parts: Sequence[Mapping[str, Any]] = [{"type": "text", "text": content}]
+        elif isinstance(content, Mapping):
+            parts = content.get("parts") or []
+            message_id = message_id or content.get("id")
+        else:
+            parts = content
+        event_id, cmid = str(uuid.uuid4()), str(uuid.uuid4())
+        message_id = message_id or str(uuid.uuid4())
+        transport = {H_ROLE: "user", H_CODEC_MESSAGE_ID: cmid}
+        if run_id:
+            transport[H_RUN_ID] = run_id
+        client_id = self.channel.client_id
+        if client_id and client_id != "*":
+            transport[H_RUN_CLIENT_ID] = client_id
+        if parent is None:
+            entries = self.decoder.entries()
+            parent = entries[-1].codec_message_id if entries else None
+        if parent:
+            transport[H_PARENT] = parent
+        transport.update({H_EVENT_ID: event_id, H_STREAM: "false", H_DISCRETE: "true"})
+        messages = [OutboundMessage(EVENT_INPUT, data, make_extras(transport, codec))
+                    for data, codec in (self._encode_part(p, message_id) for p in parts)]
+        if not messages:  # an empty message is sent as one empty text part (§1.1)
+            data, codec = self._encode_part({"type": "text", "text": ""}, message_id)
+            messages = [OutboundMessage(EVENT_INPUT, data, make_extras(transport, codec))]
+        await self._publish(messages)
+        return SendHandle(self, event_id, cmid, run_id)
+
+    @staticmethod
+    def _encode_part(part: Mapping[str, Any], message_id: str) -> tuple[Any, dict[str, str]]:
+        kind = part.get("type")
+        codec = {"kind": "user-message", "messageId": message_id}
+        if kind == "text":
+            codec["partType"] = "text"
+            return str(part.get("text", "")), codec
+        if kind == "file":
+            codec.update(partType="file", mediaType=str(part.get("mediaType", "")))
+            return str(part.get("url", "")), codec
+        if isinstance(kind, str) and kind.startswith("data-"):
+            codec["partType"] = kind
+            if isinstance(part.get("id"), str):
+                codec["id"] = part["id"]
+            return part.get("data"), codec
+        raise InvalidArgumentError(f"cannot send a part of type {kind!r}")
+
+    async def cancel(self, run_id: str) -> None:
+        """Ask the agent to cancel run ``run_id`` (any participant may ask; the agent's
+        ``on_cancel`` hook decides)."""
+        await self._publish([build_cancel(run_id=run_id)])
+
+    async def _publish(self, messages: list[OutboundMessage]) -> list[str]:
+        if self._closed:
+            raise SessionClosedError(unable_to("publish", "the client session is closed"))
+        return await self.channel.publish(messages)
+
+    # -- view ------------------------------------------------------------------------------------
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The conversation folded from the channel, in order of first appearance."""
+        return self.decoder.messages()
+
+    @property
+    def runs(self) -> list[RunInfo]:
+        return list(self._runs.values())
+
+    def run(self, run_id: str) -> RunInfo | None:
+        return self._runs.get(run_id)
+
+    async def wait_for(self, predicate: Callable[[ClientSession], Any], *,
+                       timeout: float | None = None) -> Any:
+        """Wait until ``predicate(self)`` returns something truthy (checked after every
+        received message) and return it."""
+        value = predicate(self)
+        if value:
+            return value
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        entry = (predicate, future)
+        self._waiters.append(entry)
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    async def wait_run_ended(self, run_id: str, *, timeout: float | None = None) -> RunInfo:
+        def ended(s: ClientSession) -> RunInfo | None:
+            run = s.run(run_id)
+            return run if run is not None and run.ended else None
+        result: RunInfo = await self.wait_for(ended, timeout=timeout)
+        return result
+
+    # -- folding ----------------------------------------------------------------------------------
+    def _on_message(self, message: ChannelMessage) -> None:
+        if self._buffer is not None:
+            self._buffer.append(message)
+            return
+        self._fold(message)
+
+    def _fold(self, message: ChannelMessage) -> None:
+        self.received.append(message)
+        try:
+            if message.name in (EVENT_INPUT, None) or message.name == "ai-output":
+                self.decoder.apply(message)
+            else:
+                self._lifecycle(message)
+        except Exception:  # hostile input must never break the subscription
+            logger.debug("skipping message %r", message.serial, exc_info=True)
+        for listener in tuple(self._listeners):
+            try:
+                listener(message)
+            except Exception:
+                logger.exception("client listener raised")
+        if self._waiters:
+            for predicate, future in tuple(self._waiters):
+                if future.done():
+                    continue
+                try:
+                    value = predicate(self)
+                except Exception as exc:
+                    future.set_exception(exc)
+                    continue
+                if value:
+                    future.set_result(value)
+
+    def _lifecycle(self, message: ChannelMessage) -> None:
+        name = message.name
+        if name not in (EVENT_RUN_START, EVENT_RUN_RESUME, EVENT_RUN_SUSPEND, EVENT_RUN_END):
+            return
+        envelope = read_envelope(message.extras)
+        if envelope is None:
+            return
+        h = envelope.transport
+        run_id = h.get(H_RUN_ID)
+        if not run_id:
+            return
+        current = self._runs.get(run_id)
+        if current is not None and current.ended:
+            return  # terminal statuses are never resurrected
+        invocation = h.get(H_INVOCATION_ID)
+        input_id = h.get(H_INPUT_CODEC_MESSAGE_ID)
+        if name in (EVENT_RUN_START, EVENT_RUN_RESUME):
+            info = RunInfo(run_id, "active", invocation, input_id, h.get(H_RUN_CLIENT_ID) or None)
+            self._runs[run_id] = info
+            if invocation:
+                self._resumed_by[run_id] = invocation
+            if input_id:
+                self._by_input[input_id] = run_id
+                self._started[input_id] = info
+        elif name == EVENT_RUN_SUSPEND:
+            if current is None:
+                return
+            latest = self._resumed_by.get(run_id)
+            if latest is not None and invocation is not None and invocation != latest:
+                return  # an older invocation's suspend after a newer resume (§3.2)
+            self._runs[run_id] = replace(current, status="suspended")
+        else:
+            reason = h.get(H_RUN_REASON)
+            if current is None or reason not in RUN_END_REASONS:
+                return  # a run-end for an unknown run is ignored (§3.2)
+            code = message_text = None
+            if reason == "error":
+                raw = h.get(H_ERROR_CODE, "")
+                code = int(raw) if raw.isdigit() else 104008
+                message_text = h.get(H_ERROR_MESSAGE) or "agent reported an error"
+            self._runs[run_id] = replace(current, status=reason,  # type: ignore[arg-type]
+                                         error_code=code, error_message=message_text)

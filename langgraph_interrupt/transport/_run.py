@@ -1,0 +1,523 @@
+"""A run: one conversation turn the agent streams, from ``ai-run-start`` to ``ai-run-end``.
+
+Owns: the run's lifecycle publishes (start/resume, steps, suspend, end, §2 and §3 of the
+protocol notes), piping a chunk source with cancellation, and the cancel path's exact
+publish order: what ``on_cancelled`` wrote, ``status:"cancelled"`` on every open stream,
+``ai-step-end{cancelled}``, ``ai-run-end{cancelled}``; nothing of the run after its end.
+
+Cancellation is an outcome here, not an exception: :meth:`Run.pipe` returns a
+:class:`PipeResult` with a reason. The run's :attr:`Run.signal` is the one abort signal for
+every source (a client's ``ai-cancel``, session shutdown, an external signal, your code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from .._abort import AbortController, AbortSignal, CancelReason
+from .._cancel import CancelTarget
+from .._errors import (
+    AITransportError,
+    InvalidArgumentError,
+    OperationCancelledError,
+    RunLifecycleError,
+    StreamError,
+    unable_to,
+)
+from .._invocation import Invocation
+from .._wire import (
+    EVENT_RUN_END,
+    EVENT_RUN_RESUME,
+    EVENT_RUN_START,
+    EVENT_RUN_SUSPEND,
+    EVENT_STEP_END,
+    EVENT_STEP_START,
+    H_CODEC_MESSAGE_ID,
+    H_ERROR_CODE,
+    H_ERROR_MESSAGE,
+    H_FORK_OF,
+    H_INPUT_CLIENT_ID,
+    H_INPUT_CODEC_MESSAGE_ID,
+    H_INVOCATION_ID,
+    H_MSG_REGENERATE,
+    H_PARENT,
+    H_ROLE,
+    H_RUN_CLIENT_ID,
+    H_RUN_ID,
+    H_RUN_REASON,
+    H_STEP_CLIENT_ID,
+    H_STEP_ID,
+    H_STEP_REASON,
+    H_STEP_START_SERIAL,
+    OutboundMessage,
+    RunEndReason,
+    StepEndReason,
+    make_extras,
+)
+from ..codec import Chunk, UIMessageEncoder
+from ._output import MessageWriter, shielded
+from ._trigger import Trigger
+
+if TYPE_CHECKING:
+    from ._session import AgentSession
+
+__all__ = ["OnCancelled", "PipeResult", "Run", "RunState"]
+
+logger = logging.getLogger("langgraph_interrupt.transport")
+
+RunState = Literal["created", "active", "suspended", "ended"]
+OnCancelled = Callable[["Run", CancelReason], Awaitable[None] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class PipeResult:
+    """How a :meth:`Run.pipe` ended.
+
+    Attributes:
+        reason: ``complete`` (the source ended), ``cancelled`` (the run's signal fired) or
+            ``error`` (the source raised or the channel failed; see ``error``).
+        error: the error for ``reason == "error"``.
+        cancel_reason: why, for ``reason == "cancelled"``.
+        finish_reason: the ``finishReason`` of the source's ``finish`` chunk, if any.
+    """
+
+    reason: RunEndReason
+    error: AITransportError | None = None
+    cancel_reason: CancelReason | None = None
+    finish_reason: str | None = None
+
+    @property
+    def suspend_requested(self) -> bool:
+        """True when the model stopped to wait for a client tool or approval (§7)."""
+        return self.reason == "complete" and self.finish_reason == "tool-calls"
+
+
+async def _from_sync(source: Iterable[Chunk]) -> AsyncIterator[Chunk]:
+    for chunk in source:
+        yield chunk
+
+
+def _aiter(source: AsyncIterable[Chunk] | Iterable[Chunk]) -> AsyncIterator[Chunk]:
+    # Iterate the caller's async source directly (not through a wrapper generator) so that
+    # closing our iterator closes theirs: a cancelled LLM stream must be finalised.
+    if isinstance(source, AsyncIterable):
+        return aiter(source)
+    return _from_sync(source)
+
+
+def _as_error(exc: BaseException) -> AITransportError:
+    if isinstance(exc, AITransportError):
+        return exc
+    error = StreamError(unable_to("complete run", exc))
+    error.__cause__ = exc
+    return error
+
+
+class Run:
+    """One run on an :class:`AgentSession`. Create it with :meth:`AgentSession.create_run`.
+
+    Typical use::
+
+        async with session.create_run(invocation) as run:   # start() on entry
+            result = await run.pipe(chunks)                  # a PipeResult, never raises
+        # on exit: ai-run-end with the outcome (complete / cancelled / error)
+
+    ``run_id`` is provisional until :meth:`start` located the trigger: a continuation
+    takes the run id its input names.
+    """
+
+    def __init__(self, session: AgentSession, invocation: Invocation, *, run_id: str | None,
+                 invocation_id: str | None, on_cancelled: OnCancelled | None,
+                 signal: AbortSignal | None, terminal_timeout: float) -> None:
+        self._session = session
+        self.invocation = invocation
+        self.run_id = run_id or str(uuid.uuid4())
+        self.invocation_id = invocation_id or str(uuid.uuid4())
+        self._controller = AbortController()
+        self._on_cancelled = on_cancelled
+        self._terminal_timeout = terminal_timeout
+        self.trigger: Trigger | None = None
+        self.state: RunState = "created"
+        self.end_reason: RunEndReason | None = None
+        self._ids = itertools.count()
+        self._steps = itertools.count()
+        self._step: tuple[str, str] | None = None  # (step id, step-start serial)
+        self._writer: MessageWriter | None = None
+        self._pipe_task: asyncio.Task[Any] | None = None
+        self._pulling = False
+        self._interrupted = False
+        self._pipe_done: asyncio.Event | None = None
+        self._cancel_handled = False
+        self._ending: asyncio.Future[None] | None = None
+        self._history_cancels: list[CancelTarget] = []
+        self._loop = asyncio.get_running_loop()
+        self.signal.add_callback(self._on_abort)
+        if signal is not None:
+            signal.add_callback(self._controller.abort)
+
+    # -- identity -----------------------------------------------------------------------------
+    @property
+    def signal(self) -> AbortSignal:
+        """Fires once when the run is cancelled, whatever the source."""
+        return self._controller.signal
+
+    @property
+    def cancelled(self) -> bool:
+        return self._controller.signal.aborted
+
+    @property
+    def run_client_id(self) -> str:
+        """The run owner's client id (``""`` when unknown)."""
+        return self.trigger.run_client_id if self.trigger else ""
+
+    def cancel(self, reason: CancelReason | str | None = None) -> bool:
+        """Cancel the run from your own code. Idempotent, safe before start; first reason wins."""
+        return self._controller.abort(reason)
+
+    def _next_id(self) -> str:
+        return f"{self.invocation_id}:{next(self._ids)}"
+
+    # -- headers (§2) ----------------------------------------------------------------------------
+    def _base(self, *, with_input: bool = True) -> dict[str, str]:
+        trigger = self.trigger
+        assert trigger is not None
+        headers = {H_RUN_ID: self.run_id, H_RUN_CLIENT_ID: trigger.run_client_id,
+                   H_INVOCATION_ID: self.invocation_id}
+        if trigger.client_id:
+            headers[H_INPUT_CLIENT_ID] = trigger.client_id
+        if with_input:
+            headers[H_INPUT_CODEC_MESSAGE_ID] = trigger.codec_message_id
+        return headers
+
+    def _step_headers(self, step_id: str) -> dict[str, str]:
+        trigger = self.trigger
+        assert trigger is not None
+        headers = {H_RUN_ID: self.run_id, H_STEP_ID: step_id}
+        headers.update(self._base(with_input=False))
+        headers[H_STEP_CLIENT_ID] = trigger.client_id or ""
+        return headers
+
+    def _output_headers(self, codec_message_id: str) -> dict[str, str]:
+        trigger = self.trigger
+        assert trigger is not None
+        headers = {H_ROLE: "assistant", H_CODEC_MESSAGE_ID: codec_message_id,
+                   H_RUN_ID: self.run_id, H_RUN_CLIENT_ID: trigger.run_client_id}
+        if trigger.output_parent:
+            headers[H_PARENT] = trigger.output_parent
+        if trigger.fork_of:
+            headers[H_FORK_OF] = trigger.fork_of
+        if trigger.msg_regenerate:
+            headers[H_MSG_REGENERATE] = trigger.msg_regenerate
+        headers[H_INVOCATION_ID] = self.invocation_id
+        if trigger.client_id:
+            headers[H_INPUT_CLIENT_ID] = trigger.client_id
+        headers[H_INPUT_CODEC_MESSAGE_ID] = trigger.codec_message_id
+        if self._step is not None:
+            headers[H_STEP_ID] = self._step[0]
+            headers[H_STEP_CLIENT_ID] = trigger.client_id or ""
+            headers[H_STEP_START_SERIAL] = self._step[1]
+        return headers
+
+    async def _publish(self, name: str, transport: dict[str, str]) -> str:
+        if self.state == "ended":
+            raise RunLifecycleError(f"run {self.run_id} has ended; nothing more is published")
+        serials = await self._session.channel.publish(
+            [OutboundMessage(name, None, make_extras(transport), self._next_id())])
+        return serials[0] if serials else ""
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Locate the trigger, then publish ``ai-run-start`` (or ``ai-run-resume``).
+
+        Raises:
+            OperationCancelledError: (40033) the run was cancelled before it could start;
+                nothing was published.
+            InputEventNotFoundError: (104010) the trigger was not found in time.
+            SessionClosedError: (104004) the session closed meanwhile.
+        """
+        if self.state != "created":
+            raise RunLifecycleError(f"run {self.run_id} was already started")
+        if self.cancelled:
+            raise OperationCancelledError(unable_to("start run", self.signal.reason))
+        trigger = await self._session._locate(self)
+        if self.cancelled and self.trigger is None:
+            raise OperationCancelledError(unable_to("start run", self.signal.reason))
+        self.trigger = trigger
+        self._session._adopt(self)  # re-key a continuation; pull a buffered or history cancel
+        self.state = "active"
+        if trigger.is_continuation:
+            await self._publish(EVENT_RUN_RESUME, self._base())
+        else:
+            headers = {H_RUN_ID: self.run_id, H_RUN_CLIENT_ID: trigger.run_client_id}
+            if trigger.run_parent:
+                headers[H_PARENT] = trigger.run_parent
+            if trigger.fork_of:
+                headers[H_FORK_OF] = trigger.fork_of
+            if trigger.msg_regenerate:
+                headers[H_MSG_REGENERATE] = trigger.msg_regenerate
+            headers.update(self._base())
+            await self._publish(EVENT_RUN_START, headers)
+
+    async def _open_step(self) -> None:
+        step_id = f"{self.invocation_id}-step-{next(self._steps)}"
+        serial = await self._publish(EVENT_STEP_START, self._step_headers(step_id))
+        self._step = (step_id, serial)
+        if self._writer is not None:
+            self._writer.encoder.headers = self._output_headers(self._writer.encoder
+                                                                .codec_message_id)
+
+    async def _close_step(self, reason: StepEndReason) -> None:
+        if self._step is None:
+            return
+        step_id, serial = self._step
+        headers = {H_RUN_ID: self.run_id, H_STEP_ID: step_id, H_STEP_START_SERIAL: serial}
+        headers.update(self._step_headers(step_id))
+        headers[H_STEP_REASON] = reason
+        self._step = None
+        await self._publish(EVENT_STEP_END, headers)
+
+    def _require_active(self, what: str) -> None:
+        if self.state != "active":
+            raise RunLifecycleError(unable_to(what, f"run {self.run_id} is {self.state}"))
+
+    # -- output -------------------------------------------------------------------------------------
+    def new_message(self) -> str:
+        """Start a new assistant message (a fresh codec-message-id) for later writes."""
+        self._require_active("start message")
+        cmid = str(uuid.uuid4())
+        self._writer = MessageWriter(self._session.channel,
+                                     UIMessageEncoder(cmid, self._output_headers(cmid)),
+                                     self._next_id)
+        return cmid
+
+    async def write(self, chunk: Chunk) -> None:
+        """Publish one chunk into the current assistant message (opening a step if needed).
+
+        Allowed inside ``on_cancelled`` (to write final outputs); refused after the end.
+        """
+        self._require_active("write output")
+        if self._writer is None:
+            self.new_message()
+        writer = self._writer
+        assert writer is not None
+        ops = writer.encoder.encode(chunk)
+        if self._step is None:
+            await self._open_step()
+        await writer.write(ops)
+
+    async def pipe(self, source: AsyncIterable[Chunk] | Iterable[Chunk]) -> PipeResult:
+        """Publish every chunk of ``source`` as one assistant message, until it ends or the
+        run is cancelled. Returns how it ended; never raises for cancellation or errors of
+        the source (an ``asyncio`` cancellation of the calling task is re-raised after the
+        terminal publishes).
+        """
+        self._require_active("pipe output")
+        self.new_message()
+        self._pipe_task = asyncio.current_task()
+        self._pipe_done = asyncio.Event()
+        finish_reason: str | None = None
+        outcome: RunEndReason = "complete"
+        error: AITransportError | None = None
+        external_cancel = False
+        iterator = _aiter(source)
+        try:
+            while not self.cancelled:
+                self._pulling = True
+                try:
+                    chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    break
+                finally:
+                    self._pulling = False
+                if self.cancelled:
+                    break
+                if chunk.get("type") == "finish":
+                    reason = chunk.get("finishReason")
+                    finish_reason = reason if isinstance(reason, str) else None
+                await self.write(chunk)
+        except asyncio.CancelledError:
+            task = self._pipe_task
+            if self._interrupted and task is not None and task.uncancel() == 0:
+                self._interrupted = False  # our own interruption: an outcome, not an error
+            else:
+                external_cancel = True
+                self.cancel(CancelReason("shutdown", "the task running the run was cancelled"))
+        except Exception as exc:
+            outcome, error = "error", _as_error(exc)
+        if self._interrupted:  # the source swallowed our interruption: clear the request
+            self._interrupted = False
+            if self._pipe_task is not None:
+                self._pipe_task.uncancel()
+        if self.cancelled:
+            outcome, error = "cancelled", None
+        try:
+            await shielded(self._finish_pipe(outcome, error), self._terminal_timeout)
+        except AITransportError as exc:
+            outcome, error = "error", exc
+        except TimeoutError:
+            logger.error("run %s: terminal publishes timed out", self.run_id)
+        finally:
+            self._pipe_task = None
+            self._pipe_done.set()
+            await _close_quietly(iterator)
+        if external_cancel:
+            raise asyncio.CancelledError
+        if outcome == "error" and error is None:
+            error = StreamError(unable_to("complete run", "unknown error"))
+        return PipeResult(outcome, error, self.signal.reason if outcome == "cancelled" else None,
+                          finish_reason)
+
+    async def _finish_pipe(self, outcome: RunEndReason, error: AITransportError | None) -> None:
+        writer = self._writer
+        if outcome == "cancelled":
+            await self._run_on_cancelled()
+        if writer is not None:
+            await writer.cancel_streams()  # dangling or cancelled streams are terminated
+        await self._close_step({"complete": "complete", "cancelled": "cancelled",
+                                "error": "failed"}[outcome])  # type: ignore[arg-type]
+
+    async def _run_on_cancelled(self) -> None:
+        if self._cancel_handled or self._on_cancelled is None or self.state != "active":
+            self._cancel_handled = True
+            return
+        self._cancel_handled = True
+        reason = self.signal.reason or CancelReason()
+        try:
+            result = self._on_cancelled(self, reason)
+            if result is not None:
+                await result
+        except Exception as exc:
+            logger.exception("run %s: on_cancelled raised", self.run_id)
+            self._session._report(_as_error(exc))
+
+    def _on_abort(self, reason: CancelReason) -> None:
+        # Any thread may abort: hop to the loop before touching the pipe task.
+        try:
+            self._loop.call_soon_threadsafe(self._interrupt)
+        except RuntimeError:  # loop closed; nothing left to interrupt
+            pass
+
+    def _interrupt(self) -> None:
+        # Only interrupt while waiting for the source: a chunk being published finishes
+        # first, and the loop sees the signal right after it.
+        task = self._pipe_task
+        if task is not None and self._pulling and not self._interrupted:
+            self._interrupted = True
+            task.cancel()
+
+    async def suspend(self) -> None:
+        """Publish ``ai-run-suspend``: the run waits for participant input (§7).
+
+        A continuation invocation resumes it. A cancelled run ends ``cancelled`` instead.
+        """
+        self._require_active("suspend run")
+        if self.cancelled:
+            await self.end("cancelled")
+            return
+        if self._step is not None:
+            raise RunLifecycleError(unable_to("suspend run", "a step is still open"))
+        await shielded(self._publish(EVENT_RUN_SUSPEND, self._base()), self._terminal_timeout)
+        self.state = "suspended"
+        self._session._deregister(self)
+
+    async def end(self, outcome: PipeResult | RunEndReason | None = None, *,
+                  error: BaseException | None = None) -> None:
+        """Publish ``ai-run-end`` (idempotent: the first end wins).
+
+        Args:
+            outcome: a :class:`PipeResult` (mapped to its reason), a reason, or ``None``
+                (``cancelled`` if the run was cancelled, else ``error`` if ``error`` is
+                given, else ``complete``).
+            error: the error for an ``error`` end; its code and message go on the wire
+                (104008 and ``"unable to complete run; ..."`` for foreign exceptions).
+        """
+        if self.state in ("ended", "suspended"):
+            return
+        if self._ending is not None:  # another task is ending the run: wait for it
+            await asyncio.shield(self._ending)
+            return
+        if self.state == "created":
+            self.state = "ended"
+            self._session._deregister(self)
+            return
+        self._ending = self._loop.create_future()
+        try:
+            if self._pipe_done is not None and not self._pipe_done.is_set():
+                await self._pipe_done.wait()
+            if isinstance(outcome, PipeResult):
+                error = error or outcome.error
+                outcome = outcome.reason
+            if self.cancelled:
+                reason: RunEndReason = "cancelled"
+            elif outcome is None:
+                reason = "error" if error is not None else "complete"
+            elif outcome in ("complete", "cancelled", "error"):
+                reason = outcome
+            else:
+                raise InvalidArgumentError(f"unknown run end reason {outcome!r}")
+            await shielded(self._publish_end(reason, error), self._terminal_timeout)
+        finally:
+            self._ending.set_result(None)
+
+    async def _publish_end(self, reason: RunEndReason, error: BaseException | None) -> None:
+        try:
+            if reason == "cancelled":
+                await self._run_on_cancelled()
+            if self._writer is not None:
+                await self._writer.cancel_streams()
+            await self._close_step({"complete": "complete", "cancelled": "cancelled",
+                                    "error": "failed"}[reason])  # type: ignore[arg-type]
+        except AITransportError as exc:
+            logger.warning("run %s: closing streams before the end failed: %s", self.run_id, exc)
+        trigger = self.trigger
+        assert trigger is not None
+        headers = {H_RUN_ID: self.run_id, H_RUN_CLIENT_ID: trigger.run_client_id,
+                   H_RUN_REASON: reason, H_INVOCATION_ID: self.invocation_id}
+        if trigger.client_id:
+            headers[H_INPUT_CLIENT_ID] = trigger.client_id
+        headers[H_INPUT_CODEC_MESSAGE_ID] = trigger.codec_message_id
+        if reason == "error":
+            wire = _as_error(error) if error is not None else StreamError(
+                unable_to("complete run", "agent reported an error"))
+            headers[H_ERROR_CODE] = str(wire.code)
+            headers[H_ERROR_MESSAGE] = wire.message
+        try:
+            await self._publish(EVENT_RUN_END, headers)
+        finally:
+            self.state = "ended"
+            self.end_reason = reason
+            self._session._deregister(self)
+
+    # -- context manager ---------------------------------------------------------------------------
+    async def __aenter__(self) -> Run:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: object) -> None:
+        if exc is None:
+            await self.end()
+        elif isinstance(exc, asyncio.CancelledError):
+            self.cancel(CancelReason("shutdown", "the task running the run was cancelled"))
+            await self.end("cancelled")
+        elif isinstance(exc, Exception):
+            await self.end("error", error=exc)
+
+    def __repr__(self) -> str:
+        return f"<Run {self.run_id} state={self.state} cancelled={self.cancelled}>"
+
+
+async def _close_quietly(iterator: AsyncIterator[Chunk]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await aclose()
+    except Exception:  # best effort: the source is being abandoned
+        logger.debug("closing the piped source raised", exc_info=True)

@@ -1,0 +1,379 @@
+"""The agent side of a session: one channel, many concurrent runs, cancel routing.
+
+Owns: connecting (subscribe, then attach), the live index of inputs that lets a run find
+its trigger, routing ``ai-cancel`` to runs (by ``run-id`` or ``input-codec-message-id``),
+the bounded buffer of cancels that arrive before their run exists, the ``on_cancel``
+authorisation hook, and closing (open runs end ``cancelled``, shielded and time-bounded).
+
+Improvements over the JS agent (§11 of the protocol notes), each pinned by a named test:
+cancels found only in history are honoured (c3); a run aborts and ends once, and the hook
+is not called again for it (c1); a hook that raises counts as a rejection and is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .._abort import AbortSignal, CancelReason
+from .._cancel import CancelTarget, read_cancel
+from .._errors import (
+    AITransportError,
+    ErrorCode,
+    InputEventNotFoundError,
+    InvalidInvocationError,
+    OperationCancelledError,
+    SessionClosedError,
+    unable_to,
+)
+from .._invocation import Invocation
+from .._wire import EVENT_CANCEL, EVENT_INPUT, ChannelMessage
+from ..channels import Channel
+from ._output import shielded
+from ._run import OnCancelled, Run
+from ._trigger import Trigger, scan_history
+
+__all__ = ["AgentSession", "CancelRequest", "OnCancel"]
+
+logger = logging.getLogger("langgraph_interrupt.transport")
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    """A cancel about to be applied, as the ``on_cancel`` hook sees it.
+
+    Attributes:
+        client_id: the requester's channel client id (``None`` if anonymous).
+        run: the target run (``run.run_client_id`` is its owner).
+        run_id / input_codec_message_id: what the cancel message named.
+    """
+
+    client_id: str | None
+    run: Run
+    run_id: str | None
+    input_codec_message_id: str | None
+    event_id: str | None
+
+
+OnCancel = Callable[[CancelRequest], bool | Awaitable[bool]]
+OnError = Callable[[AITransportError], None]
+
+
+def _log_error(error: AITransportError) -> None:
+    logger.error("session error %s: %s", error.code, error.message)
+
+
+class AgentSession:
+    """Hosts runs on one channel.
+
+    Args:
+        channel: the session's channel (its name is the invocation's ``sessionName``).
+        on_cancel: authorisation for cancels, ``(CancelRequest) -> bool`` (sync or async).
+            Return True to accept. No hook: every cancel is accepted.
+        on_error: receives background errors (a raising hook, ...). Default: log.
+        trigger_timeout: how long to wait for a trigger that is not yet on the channel.
+        max_history_pages / history_page_size: bound on the history scan for a trigger.
+        terminal_timeout: bound on each terminal publish (step/run end) during cancel/close.
+        cancel_buffer_size / cancel_buffer_ttl: bound on cancels kept for runs that do not
+            exist yet (count, seconds); the oldest are dropped first.
+
+    Example::
+
+        async with AgentSession(broker.channel("ai:chat", client_id="agent")) as session:
+            async with session.create_run(invocation) as run:
+                await run.pipe(chunks)
+    """
+
+    def __init__(self, channel: Channel, *, on_cancel: OnCancel | None = None,
+                 on_error: OnError | None = None, trigger_timeout: float = 5.0,
+                 max_history_pages: int = 20, history_page_size: int = 100,
+                 terminal_timeout: float = 5.0, cancel_buffer_size: int = 200,
+                 cancel_buffer_ttl: float = 60.0, input_index_size: int = 1000) -> None:
+        self.channel = channel
+        self._on_cancel = on_cancel
+        self._on_error = on_error or _log_error
+        self._trigger_timeout = trigger_timeout
+        self._max_pages = max_history_pages
+        self._page_size = history_page_size
+        self._terminal_timeout = terminal_timeout
+        self._buffer_size = cancel_buffer_size
+        self._buffer_ttl = cancel_buffer_ttl
+        self._index_size = input_index_size
+        self._runs: dict[str, Run] = {}
+        self._by_input: dict[str, Run] = {}
+        self._early: OrderedDict[str, tuple[CancelTarget, float]] = OrderedDict()
+        self._inputs: OrderedDict[str, Trigger] = OrderedDict()
+        self._waiters: dict[str, list[asyncio.Future[Trigger]]] = {}
+        self._hooks: dict[Run, OnCancel | None] = {}
+        self._pending: dict[Run, deque[CancelTarget]] = {}
+        self._workers: set[asyncio.Task[None]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._connected = False
+        self._closed = False
+
+    @property
+    def runs(self) -> list[Run]:
+        """Runs created and not yet ended or suspended."""
+        return list(dict.fromkeys(self._runs.values()))
+
+    # -- connection -------------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Subscribe, then attach (so nothing between attach and subscribe is missed)."""
+        if self._closed:
+            raise SessionClosedError(unable_to("connect", "the session is closed"))
+        if self._connected:
+            return
+        self._unsubscribe = self.channel.subscribe(self._on_message)
+        await self.channel.attach()
+        self._connected = True
+
+    async def __aenter__(self) -> AgentSession:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self, *, timeout: float | None = None) -> None:
+        """End open runs ``cancelled`` and detach. Idempotent.
+
+        The terminal publishes are shielded from the cancellation of the task calling
+        ``close`` and bounded by ``timeout`` (default: the session's terminal timeout).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        for waiters in self._waiters.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_exception(SessionClosedError(unable_to("start run",
+                                                                      "the session closed")))
+        runs = self.runs
+        for run in runs:
+            run.cancel(CancelReason("shutdown", "the session closed"))
+        try:
+            if runs:
+                await shielded(asyncio.gather(*(run.end("cancelled") for run in runs),
+                                              return_exceptions=True),
+                               timeout or self._terminal_timeout)
+        except TimeoutError:
+            logger.error("session close: ending %d run(s) timed out", len(runs))
+        finally:
+            for task in list(self._workers):
+                task.cancel()
+            self._early.clear()
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+            try:
+                await self.channel.detach()
+            except Exception:  # best effort: the channel may already be gone
+                logger.debug("detach on close failed", exc_info=True)
+
+    # -- runs ---------------------------------------------------------------------------------
+    def create_run(self, invocation: Invocation, *, run_id: str | None = None,
+                   invocation_id: str | None = None, on_cancelled: OnCancelled | None = None,
+                   on_cancel: OnCancel | None = None, signal: AbortSignal | None = None) -> Run:
+        """Create a run for ``invocation`` (no I/O; :meth:`Run.start` finds the trigger).
+
+        Args:
+            on_cancelled: called once when the run is cancelled, before its streams are
+                closed; it may ``await run.write(chunk)`` final outputs.
+            on_cancel: per-run authorisation hook, overriding the session's.
+            signal: an external signal (e.g. the HTTP request's) that also cancels the run.
+        """
+        if self._closed:
+            raise SessionClosedError(unable_to("create run", "the session is closed"))
+        if invocation.session_name != self.channel.name:
+            raise InvalidInvocationError(unable_to(
+                "create run", f"the invocation is for session {invocation.session_name!r}, "
+                f"not {self.channel.name!r}"))
+        run = Run(self, invocation, run_id=run_id, invocation_id=invocation_id,
+                  on_cancelled=on_cancelled, signal=signal,
+                  terminal_timeout=self._terminal_timeout)
+        self._runs[run.run_id] = run
+        self._hooks[run] = on_cancel or self._on_cancel
+        return run
+
+    async def _locate(self, run: Run) -> Trigger:
+        if self._closed:
+            raise SessionClosedError(unable_to("start run", "the session is closed"))
+        await self.connect()
+        event_id = run.invocation.input_event_id
+        trigger = self._inputs.get(event_id)
+        if trigger is not None:
+            return trigger
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Trigger] = loop.create_future()
+        self._waiters.setdefault(event_id, []).append(future)
+        aborted = asyncio.ensure_future(run.signal.wait())
+        try:
+            scan = await scan_history(self.channel, event_id, max_pages=self._max_pages,
+                                      page_size=self._page_size)
+            if scan.trigger is not None and not future.done():
+                run._history_cancels = scan.cancels
+                return scan.trigger
+            done, _ = await asyncio.wait({future, aborted}, timeout=self._trigger_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if future in done:
+                return future.result()
+            if aborted in done:
+                raise OperationCancelledError(unable_to("start run", run.signal.reason))
+            raise InputEventNotFoundError(unable_to(
+                "start run", f"input event {event_id!r} not found on {self.channel.name!r}"))
+        finally:
+            aborted.cancel()
+            waiters = self._waiters.get(event_id, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._waiters.pop(event_id, None)
+
+    def _adopt(self, run: Run) -> None:
+        trigger = run.trigger
+        assert trigger is not None
+        if trigger.run_id is not None and trigger.run_id != run.run_id:
+            self._runs.pop(run.run_id, None)
+            run.run_id = trigger.run_id
+        self._runs[run.run_id] = run
+        self._by_input[trigger.codec_message_id] = run
+        pending = list(run._history_cancels)
+        entry = self._early.pop(trigger.codec_message_id, None)
+        if entry is not None and time.monotonic() - entry[1] <= self._buffer_ttl:
+            pending.append(entry[0])
+        for target in pending:
+            self._consider(run, target)
+
+    def _deregister(self, run: Run) -> None:
+        if self._runs.get(run.run_id) is run:
+            del self._runs[run.run_id]
+        if run.trigger is not None and self._by_input.get(run.trigger.codec_message_id) is run:
+            del self._by_input[run.trigger.codec_message_id]
+        self._hooks.pop(run, None)
+        self._pending.pop(run, None)
+
+    def _report(self, error: AITransportError) -> None:
+        try:
+            self._on_error(error)
+        except Exception:
+            logger.exception("on_error raised")
+
+    # -- inbound ------------------------------------------------------------------------------
+    def _on_message(self, message: ChannelMessage) -> None:
+        name = message.name
+        if name is None or not name.startswith("ai-"):
+            return  # appends (no name) and foreign traffic: the hot path, kept cheap
+        try:
+            if name == EVENT_CANCEL:
+                target = read_cancel(message)
+                if target is None:
+                    logger.debug("skipping malformed cancel %s", message.serial)
+                else:
+                    self._route(target)
+            elif name == EVENT_INPUT:
+                trigger = Trigger.read(message)
+                if trigger is not None:
+                    self._index(trigger)
+        except Exception:  # hostile input must never break the subscription
+            logger.debug("skipping message %r", message.serial, exc_info=True)
+
+    def _index(self, trigger: Trigger) -> None:
+        self._inputs[trigger.event_id] = trigger
+        self._inputs.move_to_end(trigger.event_id)
+        while len(self._inputs) > self._index_size:
+            self._inputs.popitem(last=False)
+        for future in self._waiters.get(trigger.event_id, ()):
+            if not future.done():
+                future.set_result(trigger)
+
+    def _route(self, target: CancelTarget) -> None:
+        run = self._runs.get(target.run_id) if target.run_id else None
+        if run is None and target.input_codec_message_id:
+            run = self._by_input.get(target.input_codec_message_id)
+        if run is not None and run.trigger is not None:
+            self._consider(run, target)
+        elif target.input_codec_message_id:
+            self._buffer(target)
+        elif run is not None:  # cancelled by its provisional id before start
+            self._consider(run, target)
+
+    def _buffer(self, target: CancelTarget) -> None:
+        key = target.input_codec_message_id
+        assert key is not None
+        now = time.monotonic()
+        early = self._early
+        early.pop(key, None)
+        early[key] = (target, now)
+        while early and (len(early) > self._buffer_size
+                         or now - next(iter(early.values()))[1] > self._buffer_ttl):
+            early.popitem(last=False)
+
+    # -- authorisation ------------------------------------------------------------------------
+    def _consider(self, run: Run, target: CancelTarget) -> None:
+        """Apply a cancel to a run through its hook; serialised per run, at most once."""
+        if run.cancelled or run.state in ("ended", "suspended"):
+            return  # cancels after the first accepted one are no-ops
+        queue = self._pending.get(run)
+        if queue is not None:  # a hook decision is in flight: decide in order after it
+            queue.append(target)
+            return
+        verdict = self._ask(run, target)
+        if isinstance(verdict, bool):
+            if verdict:
+                self._accept(run, target)
+            return
+        self._pending[run] = deque()
+        task = asyncio.ensure_future(self._decide_async(run, target, verdict))
+        self._workers.add(task)
+        task.add_done_callback(self._workers.discard)
+
+    def _ask(self, run: Run, target: CancelTarget) -> bool | Awaitable[Any]:
+        hook = self._hooks.get(run)
+        if hook is None:
+            return True
+        try:
+            verdict = hook(CancelRequest(target.client_id, run, target.run_id,
+                                         target.input_codec_message_id, target.event_id))
+        except Exception as exc:
+            self._hook_failed(run, exc)
+            return False
+        return verdict if inspect.isawaitable(verdict) else bool(verdict)
+
+    async def _decide_async(self, run: Run, target: CancelTarget, verdict: Awaitable[Any]) -> None:
+        pending: bool | Awaitable[Any] = verdict
+        try:
+            while True:
+                if isinstance(pending, bool):
+                    accepted = pending
+                else:
+                    try:
+                        accepted = bool(await pending)
+                    except Exception as exc:
+                        self._hook_failed(run, exc)
+                        accepted = False
+                if accepted:
+                    self._accept(run, target)
+                    return
+                queue = self._pending.get(run)
+                if not queue or run.cancelled or run.state in ("ended", "suspended"):
+                    return
+                target = queue.popleft()
+                pending = self._ask(run, target)
+        finally:
+            self._pending.pop(run, None)
+
+    def _hook_failed(self, run: Run, exc: Exception) -> None:
+        error = AITransportError(unable_to("authorise cancel", f"on_cancel raised {exc!r}"),
+                                 code=ErrorCode.CANCEL_LISTENER_ERROR)
+        error.__cause__ = exc
+        logger.warning("run %s: on_cancel raised %r; the cancel is rejected", run.run_id, exc)
+        self._report(error)
+
+    @staticmethod
+    def _accept(run: Run, target: CancelTarget) -> None:
+        run.cancel(CancelReason("client", requester=target.client_id))
