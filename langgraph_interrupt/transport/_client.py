@@ -249,6 +249,25 @@ class ClientSession:
             return part.get("data"), codec
         raise InvalidArgumentError(f"cannot send a part of type {kind!r}")
 
+    async def send_tool_result(self, *, run_id: str, codec_message_id: str, tool_call_id: str,
+                               output: Any = None, error: str | None = None) -> SendHandle:
+        """Answer a suspended run's tool call (a continuation, §7a): the agent resumes the
+        run under the same ``run_id``. ``codec_message_id`` is the assistant message that
+        holds the tool call; pass ``error`` instead of ``output`` for a failed tool."""
+        event_id = str(uuid.uuid4())
+        transport = {H_ROLE: "user", H_CODEC_MESSAGE_ID: codec_message_id, H_RUN_ID: run_id}
+        client_id = self.channel.client_id
+        if client_id and client_id != "*":
+            transport[H_RUN_CLIENT_ID] = client_id
+        transport.update({H_PARENT: codec_message_id, H_EVENT_ID: event_id, H_STREAM: "false"})
+        if error is None:
+            codec, data = {"kind": "tool-result", "toolCallId": tool_call_id}, {"output": output}
+        else:
+            codec, data = ({"kind": "tool-result-error", "toolCallId": tool_call_id},
+                           {"message": error})
+        await self._publish([OutboundMessage(EVENT_INPUT, data, make_extras(transport, codec))])
+        return SendHandle(self, event_id, codec_message_id, run_id)
+
     async def cancel(self, run_id: str) -> None:
         """Ask the agent to cancel run ``run_id`` (any participant may ask; the agent's
         ``on_cancel`` hook decides)."""

@@ -306,10 +306,9 @@ class Run:
             self.new_message()
         writer = self._writer
         assert writer is not None
-        ops = writer.encoder.encode(chunk)
-        if self._step is None:
+        if self._step is None:  # lazily, right before the first output (as the JS agent)
             await self._open_step()
-        await writer.write(ops)
+        await writer.write(writer.encoder.encode(chunk))
 
     async def pipe(self, source: AsyncIterable[Chunk] | Iterable[Chunk]) -> PipeResult:
         """Publish every chunk of ``source`` as one assistant message, until it ends or the
