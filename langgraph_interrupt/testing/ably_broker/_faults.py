@@ -1,0 +1,186 @@
+"""Fault injection for tests.
+
+Owns: the rules a test arms to make the broker misbehave on purpose (NACK publishes, reject
+mutations with 93002, delay deliveries, drop connections) and the matching of a rule against a
+channel. Rules are plain objects a test keeps a handle to: it can read how often a rule fired
+and cancel it. ``channel`` is an exact channel name or an ``fnmatch`` pattern (``"ai:*"``);
+``None`` matches every channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from ._protocol import AblyError
+
+__all__ = ["DelayRule", "Faults", "NackRule", "RejectMutationsRule"]
+
+MUTABLE_MESSAGES_DISABLED_MESSAGE = (
+    "unable to update, delete or append to a message; the channel namespace has no "
+    "'Message annotations, updates, deletes and appends' rule (mutableMessages)"
+)
+
+
+def _matches(pattern: str | None, channel: str) -> bool:
+    return pattern is None or pattern == channel or fnmatchcase(channel, pattern)
+
+
+@dataclass(eq=False)
+class NackRule:
+    """NACK the next ``remaining`` matching publishes (each protocol message or REST request).
+
+    ``appends_only`` limits the rule to publishes containing an append. ``fired`` counts the
+    publishes rejected so far; the rule disarms itself when ``remaining`` reaches 0.
+    """
+
+    remaining: int
+    channel: str | None = None
+    appends_only: bool = False
+    code: int = 50000
+    status_code: int = 500
+    message: str = "injected fault: publish rejected by the test broker"
+    fired: int = 0
+    _owner: Faults | None = field(default=None, repr=False)
+
+    def error(self) -> AblyError:
+        return AblyError(self.code, self.status_code, self.message)
+
+    def cancel(self) -> None:
+        """Disarm the rule."""
+        if self._owner is not None:
+            self._owner._remove(self)
+
+
+@dataclass(eq=False)
+class RejectMutationsRule:
+    """Reject update/delete/append on matching channels, as a namespace without the
+    mutable-messages rule does (93002 by default). ``fired`` counts rejections."""
+
+    channel: str | None = None
+    appends_only: bool = False
+    code: int = 93002
+    status_code: int = 400
+    message: str = MUTABLE_MESSAGES_DISABLED_MESSAGE
+    fired: int = 0
+    _owner: Faults | None = field(default=None, repr=False)
+
+    def error(self) -> AblyError:
+        return AblyError(self.code, self.status_code, self.message)
+
+    def cancel(self) -> None:
+        if self._owner is not None:
+            self._owner._remove(self)
+
+
+@dataclass(eq=False)
+class DelayRule:
+    """Hold every delivery of a matching channel for ``delay_ms`` before writing it.
+
+    Frame order per connection is kept: a delayed delivery also holds back frames queued after
+    it on the same connection (like a slow network path would).
+    """
+
+    delay_ms: int
+    channel: str | None = None
+    _owner: Faults | None = field(default=None, repr=False)
+
+    def cancel(self) -> None:
+        if self._owner is not None:
+            self._owner._remove(self)
+
+
+class Faults:
+    """The broker's fault-injection controller (``broker.faults``).
+
+    When to use: a test needs the failure paths of the real SDKs (a NACKed publish raising, a
+    missing mutable-messages rule, a slow subscriber, a network drop) without a real network.
+    """
+
+    def __init__(self, drop: Callable[[str | None], int]) -> None:
+        self._drop = drop
+        self._nacks: list[NackRule] = []
+        self._rejects: list[RejectMutationsRule] = []
+        self._delays: list[DelayRule] = []
+
+    # ------------------------------------------------------------------ arming
+
+    def nack_next(
+        self,
+        count: int = 1,
+        *,
+        channel: str | None = None,
+        appends_only: bool = False,
+        code: int = 50000,
+        status_code: int = 500,
+        message: str = "injected fault: publish rejected by the test broker",
+    ) -> NackRule:
+        """NACK the next ``count`` matching publishes with the given Ably error."""
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        rule = NackRule(count, channel, appends_only, code, status_code, message, _owner=self)
+        self._nacks.append(rule)
+        return rule
+
+    def reject_mutations(
+        self,
+        *,
+        channel: str | None = None,
+        appends_only: bool = False,
+        code: int = 93002,
+        status_code: int = 400,
+    ) -> RejectMutationsRule:
+        """Make update/delete/append fail (93002) until the rule is cancelled."""
+        rule = RejectMutationsRule(channel, appends_only, code, status_code, _owner=self)
+        self._rejects.append(rule)
+        return rule
+
+    def delay_delivery(self, delay_ms: int, *, channel: str | None = None) -> DelayRule:
+        """Delay deliveries (MESSAGE frames to subscribers) by ``delay_ms``."""
+        if delay_ms < 0:
+            raise ValueError("delay_ms must be >= 0")
+        rule = DelayRule(delay_ms, channel, _owner=self)
+        self._delays.append(rule)
+        return rule
+
+    def drop_connections(self, connection_id: str | None = None) -> int:
+        """Close the socket of one connection (or all with ``None``) without a close frame.
+
+        The SDKs see a network failure, reconnect with their resume key and re-attach with their
+        ``channelSerial``; the broker resumes the connection and replays what they missed.
+        Returns how many sockets were closed.
+        """
+        return self._drop(connection_id)
+
+    def clear(self) -> None:
+        """Disarm every rule."""
+        self._nacks.clear()
+        self._rejects.clear()
+        self._delays.clear()
+
+    def _remove(self, rule: NackRule | RejectMutationsRule | DelayRule) -> None:
+        for rules in (self._nacks, self._rejects, self._delays):
+            if rule in rules:
+                rules.remove(rule)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ consulted by the hub
+
+    def check_publish(self, channel: str, *, has_mutation: bool, has_append: bool) -> None:
+        """Raise the error of the first armed rule matching this publish, if any."""
+        if has_mutation:
+            for reject in self._rejects:
+                if _matches(reject.channel, channel) and (has_append or not reject.appends_only):
+                    reject.fired += 1
+                    raise reject.error()
+        for nack in self._nacks:
+            if _matches(nack.channel, channel) and (has_append or not nack.appends_only):
+                nack.remaining -= 1
+                nack.fired += 1
+                if nack.remaining <= 0:
+                    self._nacks.remove(nack)
+                raise nack.error()
+
+    def delay_for(self, channel: str) -> int:
+        """The delivery delay in ms for a channel (the largest matching rule)."""
+        return max((d.delay_ms for d in self._delays if _matches(d.channel, channel)), default=0)
