@@ -244,6 +244,9 @@ class InMemoryChannel:
         index = next(self._msg_serial)
         serials: list[str] = []
         fresh: list[_Stored] = []
+        for message in messages:  # validate the whole batch first: it is atomic
+            if message.extras is not None and not isinstance(message.extras, Mapping):
+                raise InvalidArgumentError("unable to publish; extras must be an object")
         for i, message in enumerate(messages):
             if message.id is not None and message.id in state.by_id:
                 serials.append(state.by_id[message.id])  # idempotent retry: ack, no duplicate
@@ -277,6 +280,8 @@ class InMemoryChannel:
     def _mutate(self, op: str, serial: str, data: Any, extras: Mapping[str, Any]) -> None:
         broker = self._broker
         broker._fault(op)
+        if not isinstance(extras, Mapping):
+            raise InvalidArgumentError(f"unable to {op} message; extras must be an object")
         if not broker.mutable_messages:
             raise MutableMessagesDisabledError(
                 f"unable to {op} message; updates and appends are not enabled on channel "
