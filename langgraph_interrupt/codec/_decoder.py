@@ -9,6 +9,12 @@ are dropped by version serial, so folding history after live (or twice) is harml
 Messages are plain dicts shaped like the JS client's view
 (``{"id", "role", "parts": [...], "metadata"?}``). Malformed wire messages are skipped with
 a debug log; ``apply`` never raises on channel input.
+
+Where the JS client is knowingly weak this fold is stricter or more forgiving, never
+different on well-formed traffic: a full-contents ``message.update`` is applied even after
+the stream's terminal append (the JS client drops it, §11.4, so a repaired stream stays
+broken on screen), and a tool-input stream completing after its tool already has a result
+does not move the part back to ``input-available``.
 """
 
 from __future__ import annotations
@@ -38,6 +44,14 @@ logger = logging.getLogger("langgraph_interrupt.codec")
 
 UIMessage = dict[str, Any]
 _MAX_HELD = 1000  # tool results waiting for their target message; bounded against floods
+_ACTIONS = frozenset({"message.create", "message.append", "message.update", "message.delete"})
+#: The fields of a tool part that survive every state transition (the JS ``toolBase``).
+_TOOL_IDENTITY = ("type", "toolCallId", "toolName", "title", "providerExecuted")
+_TOOL_OUTPUTS = frozenset({"tool-output-available", "tool-output-error",
+                           "tool-approval-request", "tool-output-denied"})
+_CONTENT = frozenset({"start", "start-step", "tool-input", "tool-input-error", "file",
+                      "source-url", "source-document"})
+_MISSING: Any = object()  # "no value": the key is left out of the part (JS ``undefined``)
 
 
 @dataclass(slots=True)
@@ -46,7 +60,7 @@ class _Tracker:
     part: dict[str, Any]
     key: str  # "text" for text/reasoning, "raw" for tool input
     chunks: list[str] = field(default_factory=list)
-    closed: bool = False
+    status: str | None = None  # None while streaming, then "complete" or "cancelled"
 
     @property
     def text(self) -> str:
@@ -63,10 +77,74 @@ class DecodedMessage:
 
 
 def _parse_json(text: str) -> Any:
+    """Parsed JSON, or ``_MISSING`` (a partial tool input mid-stream)."""
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nesting deeper than the interpreter allows
+        return _MISSING
+
+
+def _parse_json_or_string(text: str) -> Any:
+    """Parsed JSON, the raw text when it is not JSON, ``_MISSING`` when empty."""
+    if not text:
+        return _MISSING
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
         return text
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON-like data (dicts and lists; anything else is shared).
+
+    Iterative, so data nested as deep as a JSON parser accepts (which ``copy.deepcopy``,
+    using several stack frames per level, cannot copy) never makes reading fail.
+    """
+    if not isinstance(value, dict | list):
+        return value
+    top: Any = {} if isinstance(value, dict) else []
+    copies: dict[int, Any] = {id(value): top}
+    stack: list[tuple[Any, Any]] = [(value, top)]
+    while stack:
+        source, target = stack.pop()
+        for key, item in (source.items() if isinstance(source, dict) else enumerate(source)):
+            child = item
+            if isinstance(item, dict | list):
+                child = copies.get(id(item))
+                if child is None:
+                    child = copies[id(item)] = {} if isinstance(item, dict) else []
+                    stack.append((item, child))
+            if isinstance(target, dict):
+                target[key] = child
+            else:
+                target.append(child)
+    return top
+
+
+def _set(part: dict[str, Any], key: str, value: Any) -> None:
+    if value is _MISSING:
+        part.pop(key, None)
+    else:
+        part[key] = value
+
+
+def _transition(part: dict[str, Any], state: str, fields: Mapping[str, Any] | None = None,
+                *, keep_input: bool = True) -> None:
+    """Replace a tool part in place by its next state: identity (and input) survive, the
+    previous state's fields (output, errorText, approval, preliminary) do not."""
+    kept = {key: part[key] for key in _TOOL_IDENTITY if key in part}
+    if keep_input and "input" in part:
+        kept["input"] = part["input"]
+    part.clear()
+    part.update(kept)
+    part["state"] = state
+    if fields:
+        for key, value in fields.items():
+            _set(part, key, value)
+
+
+def _string(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 class UIMessageDecoder:
@@ -77,27 +155,27 @@ class UIMessageDecoder:
         self._runs: dict[str, str | None] = {}
         self._versions: dict[str, str] = {}
         self._trackers: dict[str, _Tracker] = {}
-        self._dirty: set[str] = set()  # serials of trackers whose part text is stale
-        self._tools: dict[str, dict[str, Any]] = {}
-        self._held: list[tuple[str, str, Mapping[str, str], Any]] = []
+        self._dirty: set[str] = set()  # serials of trackers whose part is stale
+        self._tools: dict[str, tuple[str, dict[str, Any]]] = {}  # toolCallId -> (cmid, part)
+        self._held: list[tuple[str, str, dict[str, str], Any]] = []
 
     # -- reading ------------------------------------------------------------------------------
     def messages(self) -> list[UIMessage]:
-        """The folded messages in order of first appearance (copies; safe to keep)."""
+        """The folded messages in order of first appearance (deep copies; safe to keep)."""
         return [entry.message for entry in self.entries()]
 
     def entries(self) -> list[DecodedMessage]:
         """Like :meth:`messages`, with each message's codec-message-id and run id."""
         self._materialise()
         return [
-            DecodedMessage(cmid, self._runs.get(cmid), _copy_message(message))
+            DecodedMessage(cmid, self._runs.get(cmid), _copy(message))
             for cmid, message in self._messages.items()
         ]
 
     def message(self, codec_message_id: str) -> UIMessage | None:
         self._materialise()
         message = self._messages.get(codec_message_id)
-        return None if message is None else _copy_message(message)
+        return None if message is None else _copy(message)
 
     # -- folding ------------------------------------------------------------------------------
     def apply(self, message: ChannelMessage) -> bool:
@@ -109,14 +187,21 @@ class UIMessageDecoder:
             return False
 
     def _apply(self, message: ChannelMessage) -> bool:
-        serial = message.serial
-        version = message.version_serial or serial
-        if not isinstance(serial, str):
+        # Typed as str, but channel input is untrusted: check what actually arrived.
+        serial: object = message.serial
+        version: object = message.version_serial or serial
+        action, name = message.action, message.name
+        if not isinstance(serial, str) or not isinstance(version, str) or not serial:
+            return False
+        if action not in _ACTIONS:
             return False
         previous = self._versions.get(serial)
         if previous is not None and version <= previous:
             return False  # a re-delivery or an older version than what we applied
-        if message.action == "message.create" and message.name not in (EVENT_INPUT, EVENT_OUTPUT):
+        if action == "message.create":
+            if name not in (EVENT_INPUT, EVENT_OUTPUT):
+                return False
+        elif name and name != EVENT_OUTPUT:  # appends carry no name; history items do
             return False
         envelope = read_envelope(message.extras)
         if envelope is None:
@@ -124,21 +209,23 @@ class UIMessageDecoder:
         cmid = envelope.transport.get(H_CODEC_MESSAGE_ID)
         if not cmid:
             return False
-        if message.action != "message.create" or envelope.transport.get(H_STREAM) == "true":
-            if message.name == EVENT_INPUT:
+        if action != "message.create" or envelope.transport.get(H_STREAM) == "true":
+            if name == EVENT_INPUT:
                 return False
             applied = self._apply_stream(message, envelope, cmid)
-        elif message.name == EVENT_INPUT:
-            applied = self._apply_input(message, envelope, cmid)
         else:
-            applied = self._apply_output(message, envelope, cmid)
+            self._materialise()  # tool transitions below must see current streamed inputs
+            if name == EVENT_INPUT:
+                applied = self._apply_input(message, envelope, cmid)
+            else:
+                applied = self._apply_output(message, envelope, cmid)
         if applied:
             self._versions[serial] = version
-            if self._held and message.name != EVENT_INPUT:
+            if self._held and name != EVENT_INPUT:
                 self._retry_held()  # a tool result that arrived before its tool call
         return applied
 
-    def _ensure(self, cmid: str, envelope: Envelope, role: str) -> UIMessage:
+    def _ensure(self, cmid: str, envelope: Envelope, role: str = "assistant") -> UIMessage:
         message = self._messages.get(cmid)
         if message is None:
             message = {"id": cmid, "role": role, "parts": []}
@@ -148,79 +235,71 @@ class UIMessageDecoder:
 
     # -- streams --------------------------------------------------------------------------------
     def _apply_stream(self, wire: ChannelMessage, envelope: Envelope, cmid: str) -> bool:
-        codec = envelope.codec
         status = envelope.transport.get(H_STATUS)
         data = wire.data if isinstance(wire.data, str) else ""
+        action = wire.action
         tracker = self._trackers.get(wire.serial)
-        if wire.action == "message.create":
-            if tracker is not None:
+        if tracker is None:
+            if action == "message.delete":
                 return False
+            # A create, or first contact mid-stream or from history (an update, or an append
+            # out of contract): the message carries everything streamed so far.
             tracker = self._open_tracker(wire.serial, cmid, envelope)
             if tracker is None:
                 return False
             if data:
                 tracker.chunks.append(data)
-        elif tracker is None:  # first contact mid-stream: the update carries everything
-            tracker = self._open_tracker(wire.serial, cmid, envelope)
-            if tracker is None:
-                return False
-            tracker.chunks.append(data)
-        elif tracker.closed:
+        elif action == "message.create":
+            return False  # the same serial created twice
+        elif action == "message.update":
+            # Full contents (a recovery or a replacement); authoritative even after the close.
+            tracker.chunks = [data] if data else []
+        elif tracker.status is not None:
             return False
-        elif wire.action == "message.append":
+        elif action == "message.append":
             if data:
                 tracker.chunks.append(data)
-        elif wire.action == "message.update":
-            # An update carries the full contents (a recovery or a replacement).
-            tracker.chunks = [data]
         else:  # delete
-            tracker.closed = True
+            tracker.status = "cancelled"
         self._dirty.add(wire.serial)
-        if status == "complete":
-            self._close(tracker, codec)
-        elif status == "cancelled":
-            tracker.closed = True
+        if tracker.status is None:
+            if status == "complete":
+                tracker.status = "complete"
+                if tracker.key == "raw" and tracker.part.get("state") == "input-streaming":
+                    tracker.part["state"] = "input-available"
+            elif status == "cancelled":
+                tracker.status = "cancelled"
         return True
 
     def _open_tracker(self, serial: str, cmid: str, envelope: Envelope) -> _Tracker | None:
         codec = envelope.codec
         kind = codec.get("kind")
-        message = self._ensure(cmid, envelope, "assistant")
         if kind in ("text", "reasoning"):
+            message = self._ensure(cmid, envelope)
             part: dict[str, Any] = {"type": kind, "text": ""}
+            message["parts"].append(part)
             key = "text"
         elif kind == "tool-input":
-            call_id, name = codec.get("toolCallId"), codec.get("toolName")
-            if not call_id or not name:
+            if not codec.get("toolCallId") or not codec.get("toolName"):
                 return None
-            part = self._tool_part(call_id, name, codec.get("dynamic") == "true")
-            part["state"] = "input-streaming"
+            part = self._tool_part(self._ensure(cmid, envelope), cmid, codec)
+            _transition(part, "input-streaming", keep_input=False)
             key = "raw"
-            if part not in message["parts"]:
-                message["parts"].append(part)
-            tracker = _Tracker(cmid, part, key)
-            self._trackers[serial] = tracker
-            return tracker
         else:
             return None
-        message["parts"].append(part)
         tracker = _Tracker(cmid, part, key)
         self._trackers[serial] = tracker
         return tracker
-
-    def _close(self, tracker: _Tracker, codec: Mapping[str, str]) -> None:
-        tracker.closed = True
-        if tracker.key == "raw":
-            tracker.part["input"] = _parse_json(tracker.text) if tracker.text else {}
-            tracker.part["state"] = "input-available"
 
     def _materialise(self) -> None:
         for serial in self._dirty:
             tracker = self._trackers[serial]
             if tracker.key == "text":
                 tracker.part["text"] = tracker.text
-            elif not tracker.closed:
-                tracker.part["input"] = _parse_json(tracker.text) if tracker.text else None
+            elif tracker.status == "complete":
+                _set(tracker.part, "input", _parse_json_or_string(tracker.text))
+            elif tracker.part.get("state") == "input-streaming":
+                _set(tracker.part, "input", _parse_json(tracker.text))
         self._dirty.clear()
 
     # -- discrete outputs -------------------------------------------------------------------------
@@ -229,86 +308,102 @@ class UIMessageDecoder:
         kind = codec.get("kind", "")
         data = wire.data
         if kind in ("error", "abort", "finish-step"):
-            self._ensure(cmid, envelope, "assistant")
+            return True  # no projection change (§5.2)
+        if kind in ("finish", "message-metadata"):
+            existing = self._messages.get(cmid)
+            metadata = codec.get("messageMetadata")
+            if existing is not None and metadata is not None:
+                existing["metadata"] = _parse_json_or_string(metadata)
             return True
-        message = self._ensure(cmid, envelope, "assistant")
+        if kind in _TOOL_OUTPUTS:
+            # Applied by toolCallId wherever the call is: after an approval the output comes
+            # under a new codec-message-id. Never creates a message of its own.
+            return self._tool_output(kind, codec, data)
+        if kind.startswith("data-") and len(kind) > 5:
+            if codec.get("transient") == "true":
+                return True
+            message = self._ensure(cmid, envelope)
+            self._data_part(message["parts"], kind, codec.get("id"), data)
+            return True
+        if kind not in _CONTENT:
+            return False
+        if kind.startswith("tool-") and (not codec.get("toolCallId") or not codec.get("toolName")):
+            return False
+        message = self._ensure(cmid, envelope)
         parts: list[dict[str, Any]] = message["parts"]
         if kind == "start":
-            metadata = codec.get("messageMetadata")
-            if metadata:
-                message["metadata"] = _parse_json(metadata)
+            if codec.get("messageId"):
+                message["id"] = codec["messageId"]
+            if "messageMetadata" in codec:
+                message["metadata"] = _parse_json_or_string(codec["messageMetadata"])
         elif kind == "start-step":
             parts.append({"type": "step-start"})
-        elif kind in ("finish", "message-metadata"):
-            metadata = codec.get("messageMetadata")
-            if metadata:
-                message["metadata"] = _parse_json(metadata)
         elif kind == "tool-input":
-            call_id, name = codec.get("toolCallId"), codec.get("toolName")
-            if not call_id or not name:
-                return False
-            part = self._tool_part(call_id, name, codec.get("dynamic") == "true")
-            part.update(state="input-available", input=data)
-            if part not in parts:
-                parts.append(part)
+            part = self._tool_part(message, cmid, codec)
+            _transition(part, "input-available", {"input": data}, keep_input=False)
         elif kind == "tool-input-error":
-            call_id, name = codec.get("toolCallId"), codec.get("toolName")
-            if not call_id or not name or not isinstance(data, Mapping):
-                return False
-            part = self._tool_part(call_id, name, codec.get("dynamic") == "true")
-            part.update(state="output-error", input=data.get("input"),
-                        errorText=str(data.get("errorText", "")))
-            if part not in parts:
-                parts.append(part)
-        elif kind in ("tool-output-available", "tool-output-error", "tool-approval-request",
-                      "tool-output-denied"):
-            part = self._tools.get(codec.get("toolCallId", ""))
-            if part is None:
-                return False
-            if kind == "tool-output-available":
-                part["state"] = "output-available"
-                part["output"] = data.get("output") if isinstance(data, Mapping) else data
-                if codec.get("preliminary") == "true":
-                    part["preliminary"] = True
-                else:
-                    part.pop("preliminary", None)
-            elif kind == "tool-output-error":
-                part["state"] = "output-error"
-                part["errorText"] = str(data.get("errorText", "")) if isinstance(
-                    data, Mapping) else str(data)
-            elif kind == "tool-approval-request":
-                part["state"] = "approval-requested"
-                part["approval"] = {"id": codec.get("approvalId", "")}
-            else:
-                part["state"] = "output-denied"
+            part = self._tool_part(message, cmid, codec)
+            fields = {"input": _MISSING, "errorText": ""}
+            if isinstance(data, Mapping):
+                fields = {"input": data.get("input", _MISSING),
+                          "errorText": _string(data.get("errorText"))}
+            _transition(part, "output-error", fields, keep_input=False)
         elif kind == "file":
-            parts.append({"type": "file", "mediaType": codec.get("mediaType", ""), "url": data})
+            parts.append({"type": "file", "mediaType": codec.get("mediaType", ""),
+                          "url": _string(data)})
         elif kind == "source-url":
-            part = {"type": "source-url", "sourceId": codec.get("sourceId", ""), "url": data}
+            part = {"type": "source-url", "sourceId": codec.get("sourceId", ""),
+                    "url": _string(data)}
             if "title" in codec:
                 part["title"] = codec["title"]
             parts.append(part)
-        elif kind == "source-document":
+        else:  # source-document
             part = {"type": "source-document", "sourceId": codec.get("sourceId", ""),
                     "mediaType": codec.get("mediaType", ""), "title": codec.get("title", "")}
             if "filename" in codec:
                 part["filename"] = codec["filename"]
             parts.append(part)
-        elif kind.startswith("data-"):
-            if codec.get("transient") == "true":
-                return True
-            self._data_part(parts, kind, codec.get("id"), data)
-        else:
-            return False
         return True
 
-    def _tool_part(self, call_id: str, name: str, dynamic: bool) -> dict[str, Any]:
-        part = self._tools.get(call_id)
-        if part is None:
-            part = ({"type": "dynamic-tool", "toolName": name} if dynamic
-                    else {"type": f"tool-{name}"})
-            part["toolCallId"] = call_id
-            self._tools[call_id] = part
+    def _tool_output(self, kind: str, codec: Mapping[str, str], data: Any) -> bool:
+        found = self._tools.get(codec.get("toolCallId", ""))
+        if found is None:
+            return False  # no tool call to attach to (yet): a later re-delivery may apply
+        part = found[1]
+        if kind == "tool-output-available":
+            fields = {"output": data.get("output", _MISSING) if isinstance(data, Mapping)
+                      else _MISSING}
+            if "preliminary" in codec:
+                fields["preliminary"] = codec["preliminary"] == "true"
+            _transition(part, "output-available", fields)
+        elif kind == "tool-output-error":
+            error = data.get("errorText") if isinstance(data, Mapping) else data
+            _transition(part, "output-error", {"errorText": _string(error)})
+        elif kind == "tool-approval-request":
+            _transition(part, "approval-requested",
+                        {"approval": {"id": codec.get("approvalId", "")}})
+        else:  # tool-output-denied
+            approval = {**part.get("approval", {}), "approved": False}
+            approval.setdefault("id", "")
+            _transition(part, "output-denied", {"approval": approval})
+        return True
+
+    def _tool_part(self, message: UIMessage, cmid: str, codec: Mapping[str, str]
+                   ) -> dict[str, Any]:
+        """The message's part for the codec's tool call, created (and indexed) if needed."""
+        call_id, name = codec["toolCallId"], codec["toolName"]
+        known = self._tools.get(call_id)
+        if known is not None and known[0] == cmid:
+            return known[1]
+        part: dict[str, Any] = ({"type": "dynamic-tool", "toolName": name}
+                                if codec.get("dynamic") == "true" else {"type": f"tool-{name}"})
+        part["toolCallId"] = call_id
+        if "title" in codec:
+            part["title"] = codec["title"]
+        if "providerExecuted" in codec:
+            part["providerExecuted"] = codec["providerExecuted"] == "true"
+        message["parts"].append(part)
+        self._tools[call_id] = (cmid, part)
         return part
 
     @staticmethod
@@ -330,65 +425,59 @@ class UIMessageDecoder:
         kind = codec.get("kind")
         data = wire.data
         if kind == "user-message":
+            part_type = codec.get("partType", "text")
+            is_data = part_type.startswith("data-") and len(part_type) > 5
+            if part_type not in ("text", "file") and not is_data:
+                return False
             role = envelope.transport.get(H_ROLE, "user")
             message = self._ensure(cmid, envelope, role if role in ("user", "system") else "user")
-            message_id = codec.get("messageId")
-            if message_id:
-                message["id"] = message_id
-            part_type = codec.get("partType", "text")
+            if codec.get("messageId"):
+                message["id"] = codec["messageId"]
+            parts = message["parts"]
             if part_type == "text":
-                message["parts"].append({"text": data if isinstance(data, str) else "",
-                                         "type": "text"})
+                parts.append({"text": _string(data), "type": "text"})
             elif part_type == "file":
-                message["parts"].append({"mediaType": codec.get("mediaType", ""), "url": data,
-                                         "type": "file"})
-            elif part_type.startswith("data-"):
-                self._data_part(message["parts"], part_type, codec.get("id"), data)
+                parts.append({"mediaType": codec.get("mediaType", ""), "url": _string(data),
+                              "type": "file"})
             else:
-                return False
+                self._data_part(parts, part_type, codec.get("id"), data)
             return True
         if kind in ("tool-result", "tool-result-error", "tool-approval-response"):
             call_id = codec.get("toolCallId")
             if not call_id:
                 return False
-            if not self._resolve_tool_input(cmid, call_id, codec, data):
+            if not self._resolve_tool_input(call_id, codec, data):
                 if len(self._held) >= _MAX_HELD:
                     self._held.pop(0)
                 self._held.append((cmid, call_id, dict(codec), data))
             return True
         return kind == "regenerate"
 
-    def _resolve_tool_input(self, cmid: str, call_id: str, codec: Mapping[str, str],
-                            data: Any) -> bool:
-        part = self._tools.get(call_id)
-        if part is None:
+    def _resolve_tool_input(self, call_id: str, codec: Mapping[str, str], data: Any) -> bool:
+        found = self._tools.get(call_id)
+        if found is None:
             return False
+        part = found[1]
         kind = codec.get("kind")
         if kind == "tool-result":
-            part["state"] = "output-available"
-            part["output"] = data.get("output") if isinstance(data, Mapping) else data
-        elif kind == "tool-result-error":
-            part["state"] = "output-error"
-            part["errorText"] = str(data.get("message", "")) if isinstance(data, Mapping) else ""
-        elif codec.get("approved") == "true":
-            part["state"] = "approval-responded"
-            part["approval"] = {**part.get("approval", {}), "approved": True}
-        else:
-            part["state"] = "output-denied"
-            approval = {**part.get("approval", {}), "approved": False}
-            if "reason" in codec:
-                approval["reason"] = codec["reason"]
-            part["approval"] = approval
+            output = data.get("output", _MISSING) if isinstance(data, Mapping) else _MISSING
+            _transition(part, "output-available", {"output": output})
+            return True
+        if kind == "tool-result-error":
+            error = data.get("message") if isinstance(data, Mapping) else None
+            _transition(part, "output-error", {"errorText": _string(error)})
+            return True
+        approval: dict[str, Any] = {"id": part.get("approval", {}).get("id", "")}
+        approved = codec.get("approved") == "true"
+        approval["approved"] = approved
+        if "reason" in codec:
+            approval["reason"] = codec["reason"]
+        _transition(part, "approval-responded" if approved else "output-denied",
+                    {"approval": approval})
         return True
 
     def _retry_held(self) -> None:
         held, self._held = self._held, []
         for cmid, call_id, codec, data in held:
-            if not self._resolve_tool_input(cmid, call_id, codec, data):
+            if not self._resolve_tool_input(call_id, codec, data):
                 self._held.append((cmid, call_id, codec, data))
-
-
-def _copy_message(message: UIMessage) -> UIMessage:
-    copy = dict(message)
-    copy["parts"] = [dict(part) for part in message["parts"]]
-    return copy

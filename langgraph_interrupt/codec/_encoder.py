@@ -27,6 +27,13 @@ __all__ = ["CHUNK_TYPES", "Chunk", "UIMessageEncoder", "WireOp"]
 Chunk = Mapping[str, Any]
 OpKind = Literal["publish", "create", "append", "close"]
 
+#: The stream kind each delta or end chunk type must address.
+_STREAM_KIND: dict[str, str] = {
+    "text-delta": "text", "text-end": "text",
+    "reasoning-delta": "reasoning", "reasoning-end": "reasoning",
+    "tool-input-delta": "tool-input",
+}
+
 
 @dataclass(slots=True)
 class WireOp:
@@ -67,15 +74,31 @@ def _opt_bool(chunk: Chunk, key: str, out: dict[str, str]) -> None:
         out[key] = "true" if value else "false"
 
 
+def _to_json(chunk: Chunk, key: str, value: Any) -> str:
+    # Compact and unescaped like JS ``JSON.stringify``; NaN and infinities are not JSON.
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidArgumentError(
+            f"chunk {chunk.get('type')!r}: {key} is not JSON-serialisable ({exc})"
+        ) from exc
+
+
 def _opt_json(chunk: Chunk, key: str, out: dict[str, str]) -> None:
     value = chunk.get(key)
     if value is not None:
-        try:
-            out[key] = json.dumps(value, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgumentError(
-                f"chunk {chunk.get('type')!r}: {key} is not JSON-serialisable"
-            ) from exc
+        out[key] = _to_json(chunk, key, value)
+
+
+def _json_data(chunk: Chunk, key: str, value: Any) -> Any:
+    """``value`` if it can travel as message data (JSON); otherwise InvalidArgumentError.
+
+    Checked here so a bad payload fails with the field's name instead of deep inside the
+    channel backend, after earlier outputs of the same message were already published.
+    """
+    if value is not None and not isinstance(value, str | bool | int):
+        _to_json(chunk, key, value)
+    return value
 
 
 def _req_str(chunk: Chunk, key: str) -> str:
@@ -180,12 +203,17 @@ class UIMessageEncoder:
         transport[H_STATUS] = status
         return WireOp("close", "", make_extras(transport, codec), stream.stream_id, stream.parts)
 
-    def _stream_for(self, chunk: Chunk, key: str) -> _Stream:
+    def _stream_for(self, chunk: Chunk, key: str, kind: str) -> _Stream:
         stream_id = _req_str(chunk, key)
         stream = self._streams.get(stream_id)
         if stream is None:
             raise InvalidArgumentError(
                 f"chunk {chunk.get('type')!r} for stream {stream_id!r}, which is not open"
+            )
+        if stream.kind != kind:  # text and tool-call ids share one namespace of stream ids
+            raise InvalidArgumentError(
+                f"chunk {chunk.get('type')!r} for stream {stream_id!r}, which is a "
+                f"{stream.kind} stream"
             )
         return stream
 
@@ -226,17 +254,18 @@ class UIMessageEncoder:
         return self._open(stream_id, kind, codec)
 
     def _delta(self, chunk: Chunk) -> list[WireOp]:
-        if chunk["type"] == "tool-input-delta":
-            stream = self._stream_for(chunk, "toolCallId")
+        kind = _STREAM_KIND[chunk["type"]]
+        if kind == "tool-input":
+            stream = self._stream_for(chunk, "toolCallId", kind)
             delta = _req_str(chunk, "inputTextDelta")
         else:
-            stream = self._stream_for(chunk, "id")
+            stream = self._stream_for(chunk, "id", kind)
             delta = _req_str(chunk, "delta")
         stream.parts.append(delta)
         return [WireOp("append", delta, stream.streaming_extras, stream.stream_id)]
 
     def _end(self, chunk: Chunk) -> list[WireOp]:
-        stream = self._stream_for(chunk, "id")
+        stream = self._stream_for(chunk, "id", _STREAM_KIND[chunk["type"]])
         codec = dict(stream.codec)
         _opt_json(chunk, "providerMetadata", codec)
         del self._streams[stream.stream_id]
@@ -257,9 +286,10 @@ class UIMessageEncoder:
 
     def _tool_input_available(self, chunk: Chunk) -> list[WireOp]:
         call_id = _req_str(chunk, "toolCallId")
-        stream = self._streams.get(call_id)
-        if stream is None:  # no streamed input: one discrete message carries it (§5.1)
-            return self._discrete(self._tool_fields(chunk, "tool-input"), chunk.get("input"))
+        if call_id not in self._streams:  # no streamed input: one discrete message (§5.1)
+            codec = self._tool_fields(chunk, "tool-input")
+            return self._discrete(codec, _json_data(chunk, "input", chunk.get("input")))
+        stream = self._stream_for(chunk, "toolCallId", "tool-input")
         codec = dict(stream.codec)
         codec["toolName"] = _req_str(chunk, "toolName")
         _opt_json(chunk, "providerMetadata", codec)
@@ -268,16 +298,24 @@ class UIMessageEncoder:
 
     def _tool_input_error(self, chunk: Chunk) -> list[WireOp]:
         codec = self._tool_fields(chunk, "tool-input-error")
-        self._streams.pop(codec["toolCallId"], None)
-        data = {"errorText": _req_str(chunk, "errorText"), "input": chunk.get("input")}
-        return self._discrete(codec, data)
+        data = {"errorText": _req_str(chunk, "errorText"),
+                "input": _json_data(chunk, "input", chunk.get("input"))}
+        ops: list[WireOp] = []
+        stream = self._streams.get(codec["toolCallId"])
+        if stream is not None and stream.kind == "tool-input":
+            # The input stream will never complete: terminate it on the wire (a stream left
+            # "streaming" would stay open forever for every reader) before the error.
+            del self._streams[stream.stream_id]
+            ops.append(self._close_op(stream, "cancelled", stream.codec))
+        ops.extend(self._discrete(codec, data))
+        return ops
 
     def _tool_output_available(self, chunk: Chunk) -> list[WireOp]:
         codec = {"kind": "tool-output-available", "toolCallId": _req_str(chunk, "toolCallId")}
         _opt_bool(chunk, "dynamic", codec)
         _opt_bool(chunk, "providerExecuted", codec)
         _opt_bool(chunk, "preliminary", codec)
-        return self._discrete(codec, {"output": chunk.get("output")})
+        return self._discrete(codec, {"output": _json_data(chunk, "output", chunk.get("output"))})
 
     def _tool_output_error(self, chunk: Chunk) -> list[WireOp]:
         codec = {"kind": "tool-output-error", "toolCallId": _req_str(chunk, "toolCallId")}
@@ -316,7 +354,8 @@ class UIMessageEncoder:
         codec = {"kind": chunk["type"]}
         _opt_str(chunk, "id", codec)
         _opt_bool(chunk, "transient", codec)
-        return self._discrete(codec, chunk.get("data"), ephemeral=chunk.get("transient") is True)
+        data = _json_data(chunk, "data", chunk.get("data"))
+        return self._discrete(codec, data, ephemeral=chunk.get("transient") is True)
 
 
 #: Every chunk type the encoder maps, besides ``data-*``.
