@@ -5,20 +5,20 @@ Owns: the numeric error vocabulary (the same values as the JS SDK's ``ErrorCode`
 
 Hierarchy::
 
-    AITransportError(code, status_code)           every error this package raises
-    ├── InvalidArgumentError        40003         a caller passed something unusable
-    │   └── UnsupportedChunkError   40003         a UI-message chunk the codec cannot encode
-    ├── InvalidInvocationError      40000         an invocation body failed validation
-    ├── OperationCancelledError     40033         an operation was refused because its run was cancelled
-    ├── SessionClosedError          104004        a session was used after ``close()`` (closed by you)
-    ├── ChannelContinuityLostError  104006        the channel lost state (broken by the world)
-    ├── InputEventNotFoundError     104010        the trigger input was not on the channel in time
-    ├── HistoryFetchFailedError     104011        history paging failed after bounded retries
-    ├── RunLifecycleError           104003        a lifecycle call in the wrong state, or its publish failed
-    ├── StreamError                 104008        a piped source raised; the default run-end error code
-    ├── EncoderRecoveryFailedError  104000        appends failed and the recovery update failed too
-    └── ChannelError                any           a channel backend operation failed (foreign errors
-        └── MutableMessagesDisabledError 93002    are translated into this at the backend boundary)
+    AITransportError(code, status_code)     every error this package raises
+    ├── InvalidArgumentError        40003   a caller passed something unusable
+    │   └── UnsupportedChunkError   40003   a UI-message chunk the codec cannot encode
+    ├── InvalidInvocationError      40000   an invocation body failed validation
+    ├── OperationCancelledError     40033   refused: the run was already cancelled
+    ├── SessionClosedError          104004  used after ``close()`` (closed by you)
+    ├── ChannelContinuityLostError  104006  the channel lost state (broken by the world)
+    ├── InputEventNotFoundError     104010  the trigger input was not found in time
+    ├── HistoryFetchFailedError     104011  history paging failed after retries
+    ├── RunLifecycleError           104003  a lifecycle call in the wrong state, or its publish failed
+    ├── StreamError                 104008  a piped source raised; the default run-end error code
+    ├── EncoderRecoveryFailedError  104000  appends failed, and so did the repair
+    └── ChannelError                any     a channel operation failed (foreign errors
+        └── MutableMessagesDisabledError 93002  are translated into this at the backend boundary)
 
 Only ``error-code``/``error-message`` on ``ai-run-end`` cross the wire; everything else is local.
 Messages follow the JS SDK's ``"unable to <operation>; <reason>"`` form.

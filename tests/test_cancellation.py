@@ -28,8 +28,9 @@ from tests.helpers import describe, run_records, transport
 TOKENS = [f"w{i} " for i in range(50)]
 
 
-async def start_streaming(client: ClientSession, agent: AgentSession, *, hold_at: int = 3,
-                          **run_kwargs: Any) -> tuple[Run, ScriptedStream, asyncio.Task[PipeResult]]:
+async def start_streaming(
+    client: ClientSession, agent: AgentSession, *, hold_at: int = 3, **run_kwargs: Any
+) -> tuple[Run, ScriptedStream, asyncio.Task[PipeResult]]:
     """Send a message, start a run that streams and holds after ``hold_at`` deltas."""
     handle = await client.send("tell me a long story")
     run = agent.create_run(handle.invocation, **run_kwargs)
@@ -328,7 +329,7 @@ async def test_closing_the_session_ends_open_runs_cancelled(
         broker: InMemoryBroker, client: ClientSession) -> None:
     agent = AgentSession(broker.channel(SESSION, client_id="agent"))
     await agent.connect()
-    run, stream, task = await start_streaming(client, agent)
+    run, _stream, task = await start_streaming(client, agent)
     await agent.close()
     assert (await task).reason == "cancelled"
     assert run.signal.reason is not None and run.signal.reason.source == "shutdown"
@@ -367,7 +368,7 @@ async def test_session_close_is_bounded_in_time_when_the_channel_hangs(
         broker: InMemoryBroker, client: ClientSession) -> None:
     agent = AgentSession(broker.channel(SESSION, client_id="agent"), terminal_timeout=0.05)
     await agent.connect()
-    run, _, task = await start_streaming(client, agent)
+    _run, _, task = await start_streaming(client, agent)
     hang = asyncio.Event()
 
     async def never(*args: object, **kwargs: object) -> list[str]:

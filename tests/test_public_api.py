@@ -95,4 +95,4 @@ def test_each_layer_imports_only_layers_below_it() -> None:
             base = rel.parts[:-1] if level == 1 else rel.parts[: max(len(rel.parts) - level, 0)]
             target_parts = [*base, *[p for p in module.split(".") if p]]
             target = target_parts[0] if target_parts else top
-            assert _layer(target.removesuffix(".py")) <= here, f"{rel} imports {'.' * level}{module}"
+            assert _layer(target.removesuffix(".py")) <= here, f"{rel} imports {module}"

@@ -23,7 +23,9 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[ChannelMessage] = []
-        self._waiters: list[tuple[Callable[[ChannelMessage], bool], asyncio.Future[ChannelMessage]]] = []
+        self._waiters: list[
+            tuple[Callable[[ChannelMessage], bool], asyncio.Future[ChannelMessage]]
+        ] = []
 
     def __call__(self, message: ChannelMessage) -> None:
         self.messages.append(message)

@@ -142,7 +142,7 @@ class ChannelConformance:
 
     async def test_history_until_attach_excludes_later_messages(
             self, open_channel: OpenChannel, channel_name: str) -> None:
-        a, _, b, inbox_b = await self._pair(open_channel, channel_name)
+        a, _, _b, inbox_b = await self._pair(open_channel, channel_name)
         await a.publish([OutboundMessage("before", "1")])
         late = await open_channel(a.name, "carol")
         attach_serial = await late.attach()

@@ -99,15 +99,17 @@ class SendHandle:
 
     async def wait_started(self, timeout: float | None = None) -> RunInfo:
         """Wait until the agent starts (or resumes) the run for this input."""
-        return await self._session.wait_for(
+        started: RunInfo = await self._session.wait_for(
             lambda s: s._started.get(self.codec_message_id), timeout=timeout)
+        return started
 
     async def wait_ended(self, timeout: float | None = None) -> RunInfo:
         """Wait until the run for this input ends; returns its final :class:`RunInfo`."""
         def ended(s: ClientSession) -> RunInfo | None:
             run = self.run
             return run if run is not None and run.ended else None
-        return await self._session.wait_for(ended, timeout=timeout)
+        result: RunInfo = await self._session.wait_for(ended, timeout=timeout)
+        return result
 
     async def cancel(self) -> None:
         """Cancel the run this input triggers, even before the agent has started it."""

@@ -286,7 +286,7 @@ class Run:
         if self.state != "active":
             raise RunLifecycleError(unable_to(what, f"run {self.run_id} is {self.state}"))
 
-    # -- output -------------------------------------------------------------------------------------
+    # -- output ----------------------------------------------------------------------------------
     def new_message(self) -> str:
         """Start a new assistant message (a fresh codec-message-id) for later writes."""
         self._require_active("start message")

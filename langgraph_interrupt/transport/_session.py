@@ -218,7 +218,8 @@ class AgentSession:
             if scan.trigger is not None and not future.done():
                 run._history_cancels = scan.cancels
                 return scan.trigger
-            done, _ = await asyncio.wait({future, aborted}, timeout=self._trigger_timeout,
+            waiting: set[asyncio.Future[Any]] = {future, aborted}
+            done, _ = await asyncio.wait(waiting, timeout=self._trigger_timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
             if future in done:
                 return future.result()
