@@ -6,4 +6,11 @@ Pure: no I/O. The transport drives the encoder; clients and agents fold with the
 from ._decoder import DecodedMessage, UIMessageDecoder
 from ._encoder import CHUNK_TYPES, Chunk, UIMessageEncoder, WireOp
 
-__all__ = ["CHUNK_TYPES", "Chunk", "DecodedMessage", "UIMessageDecoder", "UIMessageEncoder", "WireOp"]
+__all__ = [
+    "CHUNK_TYPES",
+    "Chunk",
+    "DecodedMessage",
+    "UIMessageDecoder",
+    "UIMessageEncoder",
+    "WireOp",
+]

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs, then run it: lint, type check, tests.
+# Idempotent; safe on a fresh clone with no network but the package registries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+.venv/bin/ruff check .
+.venv/bin/mypy
+.venv/bin/pytest "$@"
