@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+bash scripts/setup_js.sh >/dev/null  # Node >= 22 and the pinned npm packages for JS interop
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/pytest "$@"
