@@ -14,7 +14,7 @@ Hierarchy::
     ├── ChannelContinuityLostError  104006  the channel lost state (broken by the world)
     ├── InputEventNotFoundError     104010  the trigger input was not found in time
     ├── HistoryFetchFailedError     104011  history paging failed after retries
-    ├── RunLifecycleError           104003  a lifecycle call in the wrong state, or its publish failed
+    ├── RunLifecycleError           104003  a lifecycle call out of order, or its publish failed
     ├── StreamError                 104008  a piped source raised; the default run-end error code
     ├── EncoderRecoveryFailedError  104000  appends failed, and so did the repair
     └── ChannelError                any     a channel operation failed (foreign errors
