@@ -39,14 +39,7 @@ class Inbox:
         for message in self.messages:
             if predicate(message):
                 return message
-        future: asyncio.Future[ChannelMessage] = asyncio.get_running_loop().create_future()
-        entry = (predicate, future)
-        self._waiters.append(entry)
-        try:
-            async with asyncio.timeout(timeout):
-                return await future
-        finally:
-            self._waiters.remove(entry)
+        return await self.wait_for_new(predicate, timeout=timeout)
 
     async def wait_count(self, predicate: Callable[[ChannelMessage], bool], count: int, *,
                          timeout: float = 5.0) -> list[ChannelMessage]:

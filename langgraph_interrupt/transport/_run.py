@@ -208,12 +208,7 @@ class Run:
         assert trigger is not None
         headers = {H_ROLE: "assistant", H_CODEC_MESSAGE_ID: codec_message_id,
                    H_RUN_ID: self.run_id, H_RUN_CLIENT_ID: trigger.run_client_id}
-        if trigger.output_parent:
-            headers[H_PARENT] = trigger.output_parent
-        if trigger.fork_of:
-            headers[H_FORK_OF] = trigger.fork_of
-        if trigger.msg_regenerate:
-            headers[H_MSG_REGENERATE] = trigger.msg_regenerate
+        _add_lineage(headers, trigger.output_parent, trigger)
         headers[H_INVOCATION_ID] = self.invocation_id
         if trigger.client_id:
             headers[H_INPUT_CLIENT_ID] = trigger.client_id
@@ -255,12 +250,7 @@ class Run:
             await self._publish(EVENT_RUN_RESUME, self._base())
         else:
             headers = {H_RUN_ID: self.run_id, H_RUN_CLIENT_ID: trigger.run_client_id}
-            if trigger.run_parent:
-                headers[H_PARENT] = trigger.run_parent
-            if trigger.fork_of:
-                headers[H_FORK_OF] = trigger.fork_of
-            if trigger.msg_regenerate:
-                headers[H_MSG_REGENERATE] = trigger.msg_regenerate
+            _add_lineage(headers, trigger.run_parent, trigger)
             headers.update(self._base())
             await self._publish(EVENT_RUN_START, headers)
 
@@ -510,6 +500,16 @@ class Run:
 
     def __repr__(self) -> str:
         return f"<Run {self.run_id} state={self.state} cancelled={self.cancelled}>"
+
+
+def _add_lineage(headers: dict[str, str], parent: str | None, trigger: Trigger) -> None:
+    """``parent``, ``fork-of`` and ``msg-regenerate``, each only when known (§2.1, §2.6)."""
+    if parent:
+        headers[H_PARENT] = parent
+    if trigger.fork_of:
+        headers[H_FORK_OF] = trigger.fork_of
+    if trigger.msg_regenerate:
+        headers[H_MSG_REGENERATE] = trigger.msg_regenerate
 
 
 async def _close_quietly(iterator: AsyncIterator[Chunk]) -> None:
