@@ -109,7 +109,39 @@ async function consume() {
   client.close();
 }
 
-const modes = { produce, consume };
+// JS survives a dropped socket: emits ready (with its connectionId), collects until "done",
+// reports the channel state changes it saw (continuity must not be lost).
+async function resume() {
+  const client = await connect();
+  const channel = client.channels.get(config.channel);
+  const received = [];
+  const channelChanges = [];
+  const connectionStates = [];
+  let resolveDone;
+  const doneSeen = new Promise((resolve) => (resolveDone = resolve));
+  await channel.subscribe((msg) => {
+    received.push(view(msg));
+    if (msg.name === 'done') resolveDone();
+  });
+  channel.on((change) =>
+    channelChanges.push({ current: change.current, previous: change.previous, resumed: change.resumed }),
+  );
+  client.connection.on((change) => connectionStates.push(change.current));
+  const firstId = client.connection.id;
+  emit({ event: 'ready', connectionId: firstId });
+  await doneSeen;
+  emit({
+    event: 'result',
+    received,
+    channelChanges,
+    connectionStates,
+    firstId,
+    lastId: client.connection.id,
+  });
+  client.close();
+}
+
+const modes = { produce, consume, resume };
 if (!modes[mode]) fail(new Error(`unknown mode ${mode}`));
 modes[mode]()
   .then(() => {

@@ -79,11 +79,13 @@ class DelayRule:
     """Hold every delivery of a matching channel for ``delay_ms`` before writing it.
 
     Frame order per connection is kept: a delayed delivery also holds back frames queued after
-    it on the same connection (like a slow network path would).
+    it on the same connection (like a slow network path would). ``connection_id`` limits the
+    rule to the deliveries sent to one connection.
     """
 
     delay_ms: int
     channel: str | None = None
+    connection_id: str | None = None
     _owner: Faults | None = field(default=None, repr=False)
 
     def cancel(self) -> None:
@@ -136,11 +138,17 @@ class Faults:
         self._rejects.append(rule)
         return rule
 
-    def delay_delivery(self, delay_ms: int, *, channel: str | None = None) -> DelayRule:
-        """Delay deliveries (MESSAGE frames to subscribers) by ``delay_ms``."""
+    def delay_delivery(
+        self, delay_ms: int, *, channel: str | None = None, connection_id: str | None = None
+    ) -> DelayRule:
+        """Delay deliveries (MESSAGE frames to subscribers) by ``delay_ms``.
+
+        With ``connection_id`` only that connection's deliveries are delayed, so a test can hold
+        back one client's frames (its ACKs queue behind them) while others receive at once.
+        """
         if delay_ms < 0:
             raise ValueError("delay_ms must be >= 0")
-        rule = DelayRule(delay_ms, channel, _owner=self)
+        rule = DelayRule(delay_ms, channel, connection_id, _owner=self)
         self._delays.append(rule)
         return rule
 
@@ -181,6 +189,14 @@ class Faults:
                     self._nacks.remove(nack)
                 raise nack.error()
 
-    def delay_for(self, channel: str) -> int:
-        """The delivery delay in ms for a channel (the largest matching rule)."""
-        return max((d.delay_ms for d in self._delays if _matches(d.channel, channel)), default=0)
+    def delay_for(self, channel: str, connection_id: str) -> int:
+        """The delivery delay in ms for a channel and subscriber (the largest matching rule)."""
+        return max(
+            (
+                d.delay_ms
+                for d in self._delays
+                if _matches(d.channel, channel)
+                and (d.connection_id is None or d.connection_id == connection_id)
+            ),
+            default=0,
+        )

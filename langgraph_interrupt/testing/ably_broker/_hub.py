@@ -309,7 +309,6 @@ class Hub:
         subs = self._attachments.get(store.name)
         if not subs:
             return
-        delay = self.faults.delay_for(store.name)
         shared: dict[str, str | bytes] = {}
         for attachment in list(subs.values()):
             subscriber = attachment.subscriber
@@ -333,7 +332,7 @@ class Hub:
             except Exception:  # an unencodable value must not stop the other deliveries
                 log.exception("ably broker: unable to encode a delivery on %r", store.name)
                 continue
-            subscriber.deliver(frame, delay)
+            subscriber.deliver(frame, self.faults.delay_for(store.name, subscriber.connection_id))
 
     def _render_for(
         self, attachment: Attachment, store: ChannelStore, event: Event

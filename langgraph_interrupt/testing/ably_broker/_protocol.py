@@ -231,7 +231,7 @@ def _check_value(value: Any, depth: int) -> None:
         for key, item in value.items():
             _check_value(key, depth + 1)
             _check_value(item, depth + 1)
-    elif isinstance(value, list | tuple):
+    elif type(value) is list:  # not tuple: msgpack's ExtType is a namedtuple
         for item in value:
             _check_value(item, depth + 1)
     else:  # msgpack ext types, timestamps, ...

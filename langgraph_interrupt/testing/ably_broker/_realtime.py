@@ -355,6 +355,7 @@ class RealtimeServer:
         msg_serial = _msg_serial(pm)
         previous = session.replies.get(msg_serial)
         if previous is not None:  # a resend after a resume: acknowledge again, publish once
+            log.debug("ably broker: %s resent msgSerial %d; acked again", session.id, msg_serial)
             transport.send(previous)
             return
         try:
