@@ -102,3 +102,14 @@ async def test_expired_token_is_renewed_and_the_connection_resumed(realtime):
     assert connection_id(client) == first_id  # resumed, not a new connection
     result = await channel.publish("after-renewal", "x")
     assert result.serials
+
+
+async def test_explicit_reauthorize_sends_auth_and_keeps_the_connection(realtime):
+    client = realtime("agent")
+    channel = await attached(client, "ai:reauth")
+    first_id = connection_id(client)
+
+    await client.auth.authorize()
+
+    assert connection_id(client) == first_id
+    assert (await channel.publish("m", "after-auth")).serials

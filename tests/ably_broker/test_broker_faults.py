@@ -9,6 +9,8 @@ from ably.types.connectionstate import ConnectionState
 from ably.types.message import Message
 from ably.util.exceptions import AblyException
 
+from langgraph_interrupt.testing.ably_broker import AblyBroker
+
 from .helpers import Collector, StateWatcher, attached, connection_id
 
 
@@ -136,3 +138,25 @@ async def test_drop_all_connections(realtime, ably_broker):
     for watcher in watchers:
         reconnected = await watcher.wait_for(ConnectionState.CONNECTED)
         assert reconnected is not None
+
+
+async def test_a_client_that_falls_behind_is_dropped_then_catches_up(realtime):
+    """The per-connection outbound queue is bounded: overflow drops the socket; the SDK resumes
+    and the missed messages are replayed once."""
+    async with AblyBroker(max_queued_frames=10) as broker:
+        publisher, slow = realtime("p", broker=broker), realtime("slow", broker=broker)
+        inbox = Collector()
+        await attached(slow, "ai:slow-reader", inbox)
+        channel = await attached(publisher, "ai:slow-reader")
+        watcher = StateWatcher(slow)
+        stall = broker.faults.delay_delivery(60_000, connection_id=connection_id(slow))
+
+        for i in range(15):
+            await channel.publish("m", str(i))
+        await watcher.wait_for(ConnectionState.DISCONNECTED)
+        stall.cancel()
+
+        await inbox.wait_until(lambda ms: len(ms) >= 15, timeout=10)
+        await channel.publish("sentinel", "")
+        await inbox.wait_for_name("sentinel")
+        assert [m.data for m in inbox.messages] == [str(i) for i in range(15)] + [""]

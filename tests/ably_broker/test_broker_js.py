@@ -74,14 +74,21 @@ async def test_js_publishes_and_appends_python_receives(
     assert result["fetched"]["data"] == "Hello, world"
 
 
-@pytest.mark.parametrize(("js_binary", "py_binary"), COMBOS)
+@pytest.mark.parametrize(
+    ("js_binary", "py_binary", "js_token_auth"),
+    [
+        pytest.param(False, True, False, id="js-json-key-py-msgpack"),
+        pytest.param(True, False, True, id="js-msgpack-token-py-json"),
+    ],
+)
 async def test_python_publishes_and_appends_js_receives(
-    realtime, ably_broker, js_binary, py_binary
+    realtime, ably_broker, js_binary, py_binary, js_token_auth
 ):
     agent = realtime("py-agent", use_binary_protocol=py_binary)
     channel = await attached(agent, "ai:py-to-js")
     early = (await channel.publish("ai-output", "early")).serials[0]
-    options = ably_broker.js_client_options("js-user", use_binary_protocol=js_binary)
+    extra = {"useTokenAuth": True} if js_token_auth else {}
+    options = ably_broker.js_client_options("js-user", use_binary_protocol=js_binary, **extra)
 
     script = await NodeScript.start(
         "interop.mjs", "consume", {"options": options, "channel": "ai:py-to-js"}

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from ably.types.connectionstate import ConnectionState
 from ably.types.message import Message
 
-from .helpers import Collector, attach_serial, attached, connection_id
+from langgraph_interrupt.testing.ably_broker import AblyBroker
+
+from .helpers import Collector, StateWatcher, attach_serial, attached, connection_id
 
 FORMATS = [pytest.param(True, id="msgpack"), pytest.param(False, id="json")]
 
@@ -145,3 +150,32 @@ async def test_rest_publish_and_status(rest, realtime):
     assert status.channel_id == "ai:rest-pub"
     history = await channel.history()
     assert [m.data for m in history.items] == ["dup", {"a": 1}]
+
+
+async def test_reset_forgets_state_and_clients_reconnect(realtime, ably_broker):
+    client = realtime("agent")
+    watcher = StateWatcher(client)
+    channel = await attached(client, "ai:reset")
+    await channel.publish("before", "x")
+    first_id = connection_id(client)
+
+    ably_broker.reset()
+
+    reconnected = await watcher.wait_for(ConnectionState.CONNECTED, after=len(watcher.changes))
+    assert reconnected.reason is not None and reconnected.reason.code == 80008
+    assert connection_id(client) != first_id
+    assert ably_broker.history("ai:reset") == []
+    await channel.publish("after", "y")
+    assert [m["name"] for m in ably_broker.history("ai:reset")] == ["after"]
+
+
+async def test_server_heartbeats_are_sent(ably_broker):
+    import aiohttp
+
+    async with AblyBroker(heartbeat_interval_ms=20) as broker, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"ws://127.0.0.1:{broker.port}/?key={broker.key}")
+        actions = []
+        while actions.count(0) < 2:
+            actions.append(json.loads((await ws.receive(timeout=5)).data)["action"])
+        assert actions[0] == 4  # CONNECTED first, then HEARTBEATs
+        await ws.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import random
@@ -220,6 +221,14 @@ async def test_rest_rejects_garbage_with_error_envelopes(ably_broker):
                 payload = await response.json()
                 assert payload["error"]["code"] == code, (method, path)
                 assert response.headers["X-Ably-Errorcode"] == str(code)
+        huge = b'{"data":"' + b"x" * (2 * 1024 * 1024) + b'"}'
+        async with http.post(
+            base + "/channels/c/messages",
+            data=io.BytesIO(huge),
+            headers={**bearer, "Content-Type": "application/json"},
+        ) as response:
+            assert response.status == 413
+            assert (await response.json())["error"]["code"] == 40009
         async with http.options(base + "/channels/c/messages") as preflight:
             assert preflight.status == 204
             assert preflight.headers["Access-Control-Allow-Origin"] == "*"

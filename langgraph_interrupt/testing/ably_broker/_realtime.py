@@ -416,7 +416,7 @@ class RealtimeServer:
             attached["params"] = {"rewind": params["rewind"]}
         transport.send(attached)
         for frame in outcome.backlog:
-            transport.send_frame(frame)
+            transport.send_frame(frame, bounded=False)
 
     def _on_auth(self, session: Session, transport: Transport, pm: dict[str, Any]) -> None:
         auth = pm.get("auth")

@@ -60,6 +60,9 @@ class RestApi:
             status, body, headers = await self._route(request)
         except AblyError as exc:
             return self._respond(exc.status_code, error_body(exc), fmt, _error_headers(exc))
+        except web.HTTPRequestEntityTooLarge:
+            too_large = AblyError(40009, 413, "request body too large")
+            return self._respond(413, error_body(too_large), fmt, _error_headers(too_large))
         except Exception:  # a broker bug must not take the server down
             log.exception("ably broker: error handling %s %s", request.method, request.raw_path)
             internal = AblyError.internal()

@@ -41,7 +41,8 @@ class Transport:
         self.format: Format = fmt
         self._request = request
         self._max_queued = max_queued_frames
-        self._queue: deque[tuple[object, float]] = deque()
+        self._queue: deque[tuple[object, float, bool]] = deque()
+        self._unbounded = 0  # queued frames exempt from the bound
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self.closing = False
@@ -60,11 +61,15 @@ class Transport:
             return
         self.send_frame(encode_frame(message, self.format))
 
-    def send_frame(self, frame: str | bytes, delay_ms: int = 0) -> None:
-        """Queue an encoded frame, optionally held back ``delay_ms`` (later frames wait too)."""
+    def send_frame(self, frame: str | bytes, delay_ms: int = 0, *, bounded: bool = True) -> None:
+        """Queue an encoded frame, optionally held back ``delay_ms`` (later frames wait too).
+
+        ``bounded=False`` is for bursts the broker generates itself in one go (a resume replay,
+        already capped by the channel's event log); they must not count as a slow reader.
+        """
         if self.closing:
             return
-        if len(self._queue) >= self._max_queued:
+        if bounded and len(self._queue) - self._unbounded >= self._max_queued:
             log.warning(
                 "ably broker: %d frames queued for a client that is not reading; dropping it",
                 len(self._queue),
@@ -72,14 +77,16 @@ class Transport:
             self.abort()
             return
         not_before = self._loop.time() + delay_ms / 1000 if delay_ms > 0 else 0.0
-        self._queue.append((frame, not_before))
+        self._queue.append((frame, not_before, bounded))
+        if not bounded:
+            self._unbounded += 1
         self._wake.set()
 
     def close_after_flush(self) -> None:
         """Close gracefully (close frame) after the queued frames are written."""
         if self.closing:
             return
-        self._queue.append((_CLOSE, 0.0))
+        self._queue.append((_CLOSE, 0.0, True))
         self._close_queued = True
         self.closing = True
         self._wake.set()
@@ -91,6 +98,7 @@ class Transport:
         self.aborted = True
         self.closing = True
         self._queue.clear()
+        self._unbounded = 0
         tcp = self._request.transport
         if tcp is not None:
             tcp.abort()
@@ -105,7 +113,9 @@ class Transport:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                item, not_before = self._queue.popleft()
+                item, not_before, bounded = self._queue.popleft()
+                if not bounded:
+                    self._unbounded -= 1
                 if item is _CLOSE:
                     await self.ws.close()
                     return
