@@ -44,8 +44,19 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _python_options(broker: AblyBroker, client_id: str | None) -> dict[str, object] | None:
+    """ably-python options, or None when ably is missing or not the verified version."""
+    if not _has_ably_python():
+        return None
+    try:
+        return broker.python_client_options(client_id)
+    except RuntimeError as exc:
+        print(f"ably broker: {exc}", file=sys.stderr)
+        return None
+
+
 def _banner(broker: AblyBroker, client_id: str | None) -> str:
-    python = broker.python_client_options(client_id) if _has_ably_python() else None
+    python = _python_options(broker, client_id)
     js = broker.js_client_options(client_id)
     lines = [
         f"Ably broker listening on {broker.http_url} (loopback only; Ctrl-C to stop)",
@@ -60,7 +71,7 @@ def _banner(broker: AblyBroker, client_id: str | None) -> str:
     if python is not None:
         lines.append(f"  ably.AblyRealtime(**{_pretty(python)})")
     else:
-        lines.append("  (ably is not installed here; options: broker.python_client_options())")
+        lines.append("  (ably 3.1.x is not installed here; see broker.python_client_options())")
     return "\n".join(lines)
 
 
@@ -90,9 +101,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 "port": broker.port,
                 "key": broker.key,
                 "js": broker.js_client_options(args.client_id),
-                "python": (
-                    broker.python_client_options(args.client_id) if _has_ably_python() else None
-                ),
+                "python": _python_options(broker, args.client_id),
             }
             print(json.dumps(payload), flush=True)
         else:
