@@ -62,8 +62,12 @@ class _Stored:
     version_serial: str
     mutated: bool = False
     ephemeral: bool = False
+    fragments: list[str] | None = None  # appended text not yet joined into ``data``
 
     def snapshot(self, action: MessageAction) -> ChannelMessage:
+        if self.fragments is not None:
+            self.data = "".join(self.fragments)
+            self.fragments = None
         return ChannelMessage(
             self.name, self.data, self.extras, self.serial, action, self.version_serial,
             self.client_id, self.connection_id, self.id, self.timestamp,
@@ -297,11 +301,15 @@ class InMemoryChannel:
         version, _ = broker._next_serial()
         extras = _clone(extras)
         if op == "append":
-            stored.data = (stored.data if isinstance(stored.data, str) else "") + data
+            # Fragments are joined when read: concatenating on every append is quadratic.
+            if stored.fragments is None:
+                stored.fragments = [stored.data if isinstance(stored.data, str) else ""]
+            stored.fragments.append(data)
             action: MessageAction = "message.append"
         else:
             data = _clone(data)
             stored.data = data
+            stored.fragments = None
             action = "message.update"
         stored.extras = extras
         stored.version_serial = version
