@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/transport.py              # defaults: 100 runs, 3 rounds, ~40 s
+    .venv/bin/python bench/transport.py              # defaults: 100 runs, 3 rounds, ~25 s
     .venv/bin/python bench/transport.py --json       # machine-readable results
     .venv/bin/python bench/transport.py --profile    # also cProfile one deltas/s case
 
@@ -44,6 +44,7 @@ import pstats
 import random
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -297,10 +298,24 @@ def profile_throughput(n: int, top: int) -> str:
 
 
 # -- reporting ------------------------------------------------------------------------------
+def _git_commit() -> str | None:
+    """The repository's HEAD (with ``+dirty`` when the package has local changes), if known."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                              capture_output=True, check=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "langgraph_interrupt"],
+                               cwd=root, text=True, capture_output=True, check=True,
+                               timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def _environment() -> dict[str, Any]:
     return {"python": sys.version.split()[0], "implementation": platform.python_implementation(),
             "platform": platform.platform(), "cpu_count": os.cpu_count(),
-            "package_version": __version__,
+            "package_version": __version__, "git_commit": _git_commit(),
             "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
             "command": shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))}
 
@@ -313,7 +328,8 @@ def _fmt_latency(label: str, s: dict[str, float]) -> str:
 def _print_report(env: dict[str, Any], cancel: list[dict[str, Any]],
                   throughput: list[dict[str, Any]], targets: dict[str, float]) -> None:
     print(f"Python {env['python']} ({env['implementation']}) on {env['platform']}, "
-          f"{env['cpu_count']} CPUs, langgraph_interrupt {env['package_version']}")
+          f"{env['cpu_count']} CPUs, langgraph_interrupt {env['package_version']} "
+          f"(commit {env['git_commit']})")
     print(f"command: {env['command']}")
     print(f"1-minute load average before the run: {env['load_average_1m']}")
     for c in cancel:
