@@ -17,6 +17,7 @@ from langgraph_interrupt import (
     CancelRequest,
     ClientSession,
     InMemoryBroker,
+    OutboundMessage,
     PipeResult,
     Run,
 )
@@ -82,8 +83,6 @@ async def test_early_cancel_buffer_is_bounded_in_size(broker: InMemoryBroker) ->
         await flood.publish([build_cancel(input_codec_message_id=f"cmid-{i}")])
     inbox_done = asyncio.Event()
     agent.channel.subscribe(lambda m: inbox_done.set() if m.name == "done" else None)
-    await flood.publish([build_cancel(run_id="x"), *[]])
-    from langgraph_interrupt import OutboundMessage
     await flood.publish([OutboundMessage("done")])
     await inbox_done.wait()
     assert len(agent._early) == 10

@@ -185,7 +185,8 @@ TOOL = {"kind": "tool-input", "toolCallId": "call-1", "toolName": "getWeather"}
 def trace(name: str) -> list[dict[str, Any]]:
     path = TRACES / name
     if not path.exists():
-        pytest.skip(f"golden trace {path} is not available")
+        pytest.fail(f"golden trace {path} is missing: the shared research folder must sit "
+                    "next to the repository (../shared)")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 

@@ -20,13 +20,13 @@ import pytest
 
 from langgraph_interrupt import AgentSession, ClientSession, InMemoryBroker, Run
 from langgraph_interrupt.testing import text_chunks
+from tests.conftest import SESSION
 
 TRACES = Path(__file__).resolve().parents[2] / "shared" / "research" / "traces"
 ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
                 r"|\d{14}-\d+@[a-z]+:0")
 OPS = {"publish": "publish", "appendMessage": "append", "updateMessage": "update",
        "append": "append", "update": "update"}
-SESSION = "ai:trace-session"
 
 
 class Roles:
@@ -113,19 +113,6 @@ async def serve(agent: AgentSession, client_handle: Any, chunks: Any,
     else:
         await run.end(result)
     return run
-
-
-@pytest.fixture
-def broker() -> InMemoryBroker:
-    return InMemoryBroker(record=True)
-
-
-@pytest.fixture
-async def client(broker: InMemoryBroker) -> AsyncIterator[ClientSession]:
-    session = ClientSession(broker.channel(SESSION, client_id="user-abc"))
-    await session.connect()
-    yield session
-    await session.close()
 
 
 def per_request_agent(broker: InMemoryBroker) -> AgentSession:
