@@ -405,3 +405,35 @@ async def test_run_cancel_before_start_aborts_start_and_publishes_nothing(
         await run.start()
     assert info.value.code == 40033
     assert run_records(broker, run.run_id) == []
+
+
+async def test_a_source_that_never_awaits_can_still_be_cancelled_mid_stream(
+        broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
+    """A sync iterable (or an async one that never suspends) must not starve the loop:
+    the client's cancel has to get its turn, and ``pipe`` then reports ``cancelled``,
+    consistently with what the wire says."""
+    from langgraph_interrupt.testing import text_chunks
+
+    handle = await client.send("count to a lot")
+    run = agent.create_run(handle.invocation)
+    loop = asyncio.get_running_loop()
+    cancel: list[asyncio.Task[None]] = []
+
+    seen = 0
+
+    def after_ten_deltas(message: Any) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == 10:  # the task runs only when the agent's loop lets it
+            cancel.append(loop.create_task(client.cancel(run.run_id)))
+
+    client.on_message(after_ten_deltas)
+    tokens = [f"t{i} " for i in range(20_000)]
+    async with run:
+        result = await run.pipe(iter(text_chunks(tokens)))
+    assert cancel, "the client saw the stream"
+    await cancel[0]
+    assert result.reason == "cancelled"
+    assert (await client.wait_run_ended(run.run_id, timeout=2)).status == "cancelled"
+    appended = [r for r in run_records(broker, run.run_id) if r.op == "append"]
+    assert len(appended) < 1_000, f"the cancel waited for {len(appended)} deltas"

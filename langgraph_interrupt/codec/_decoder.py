@@ -158,6 +158,10 @@ class UIMessageDecoder:
         self._dirty: set[str] = set()  # serials of trackers whose part is stale
         self._tools: dict[str, tuple[str, dict[str, Any]]] = {}  # toolCallId -> (cmid, part)
         self._held: list[tuple[str, str, dict[str, str], Any]] = []
+        # One-entry cache keyed by identity: a backend that shares the headers object across
+        # the appends of a stream (the in-memory broker does) is validated once per stream.
+        self._last_extras: object = None
+        self._last_envelope: Envelope | None = None
 
     # -- reading ------------------------------------------------------------------------------
     def messages(self) -> list[UIMessage]:
@@ -203,7 +207,12 @@ class UIMessageDecoder:
                 return False
         elif name and name != EVENT_OUTPUT:  # appends carry no name; history items do
             return False
-        envelope = read_envelope(message.extras)
+        extras = message.extras
+        if extras is not None and extras is self._last_extras:
+            envelope = self._last_envelope  # the same headers as the previous append
+        else:
+            envelope = read_envelope(extras)
+            self._last_extras, self._last_envelope = extras, envelope
         if envelope is None:
             return False
         cmid = envelope.transport.get(H_CODEC_MESSAGE_ID)

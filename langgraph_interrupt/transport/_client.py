@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -131,7 +132,7 @@ class ClientSession:
     """
 
     def __init__(self, channel: Channel, *, history_page_size: int = 100,
-                 max_history_pages: int = 100) -> None:
+                 max_history_pages: int = 100, keep_received: int = 1000) -> None:
         self.channel = channel
         self.decoder = UIMessageDecoder()
         self._page_size = history_page_size
@@ -144,8 +145,10 @@ class ClientSession:
         self._buffer: list[ChannelMessage] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._closed = False
-        #: Every message received, in order (live and history), for inspection and demos.
-        self.received: list[ChannelMessage] = []
+        #: The last ``keep_received`` messages received, in order (live and history), for
+        #: inspection and demos. Bounded: a long session must not keep every token alive
+        #: (the folded :attr:`messages` are what a UI needs).
+        self.received: deque[ChannelMessage] = deque(maxlen=keep_received)
         self._listeners: list[Callable[[ChannelMessage], None]] = []
 
     # -- connection -------------------------------------------------------------------------

@@ -75,6 +75,9 @@ RunState = Literal["created", "active", "suspended", "ended"]
 OnCancelled = Callable[["Run", CancelReason], Awaitable[None] | None]
 
 
+_YIELD_EVERY = 64  # chunks between forced loop yields in pipe(); cheap, keeps cancel live
+
+
 @dataclass(frozen=True, slots=True)
 class PipeResult:
     """How a :meth:`Run.pipe` ended.
@@ -315,6 +318,7 @@ class Run:
         error: AITransportError | None = None
         external_cancel = False
         iterator = _aiter(source)
+        pulled = 0
         try:
             while not self.cancelled:
                 self._pulling = True
@@ -324,6 +328,11 @@ class Run:
                     break
                 finally:
                     self._pulling = False
+                pulled += 1
+                if pulled % _YIELD_EVERY == 0:
+                    # A source that never suspends (a list, a fast local model) would
+                    # otherwise starve the loop, and a cancel could not be read.
+                    await asyncio.sleep(0)
                 if self.cancelled:
                     break
                 if chunk.get("type") == "finish":
@@ -346,7 +355,13 @@ class Run:
         if self.cancelled:
             outcome, error = "cancelled", None
         try:
-            await shielded(self._finish_pipe(outcome, error), self._terminal_timeout)
+            if outcome == "cancelled":
+                # A cancelled run can only end: publish its whole terminal sequence
+                # (on_cancelled output, streams, step, ai-run-end) in one shielded task,
+                # which saves the loop iterations of a second hand-off in end().
+                await shielded(self._publish_end("cancelled", None), self._terminal_timeout)
+            else:
+                await shielded(self._finish_pipe(outcome, error), self._terminal_timeout)
         except AITransportError as exc:
             outcome, error = "error", exc
         except TimeoutError:
@@ -364,8 +379,6 @@ class Run:
 
     async def _finish_pipe(self, outcome: RunEndReason, error: AITransportError | None) -> None:
         writer = self._writer
-        if outcome == "cancelled":
-            await self._run_on_cancelled()
         if writer is not None:
             await writer.cancel_streams()  # dangling or cancelled streams are terminated
         await self._close_step({"complete": "complete", "cancelled": "cancelled",
@@ -386,7 +399,14 @@ class Run:
             self._session._report(_as_error(exc))
 
     def _on_abort(self, reason: CancelReason) -> None:
-        # Any thread may abort: hop to the loop before touching the pipe task.
+        # Any thread may abort: hop to the loop before touching the pipe task. On the loop
+        # itself, interrupt at once: the hop costs a loop iteration of latency.
+        try:
+            if asyncio.get_running_loop() is self._loop:
+                self._interrupt()
+                return
+        except RuntimeError:  # not on any loop: a worker thread
+            pass
         try:
             self._loop.call_soon_threadsafe(self._interrupt)
         except RuntimeError:  # loop closed; nothing left to interrupt
@@ -439,6 +459,8 @@ class Run:
         try:
             if self._pipe_done is not None and not self._pipe_done.is_set():
                 await self._pipe_done.wait()
+            if self.state == "ended":  # the cancelled pipe we waited for ended the run
+                return
             if isinstance(outcome, PipeResult):
                 error = error or outcome.error
                 outcome = outcome.reason
