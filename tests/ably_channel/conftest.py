@@ -1,0 +1,37 @@
+"""Fixtures for AblyChannel tests: real ably-python connections to the offline broker.
+
+``open_ably(name, client_id, **channel_kwargs)`` opens an :class:`AblyChannel` on its own
+``AblyRealtime`` connection (one per participant, as in production); every client is closed
+after the test. The broker itself is ``tests/ably_broker``'s ``ably_broker`` fixture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from ably import AblyRealtime
+
+from langgraph_interrupt.channels import AblyChannel
+from langgraph_interrupt.testing.ably_broker import AblyBroker
+from tests.ably_broker.conftest import ably_broker
+
+__all__ = ["OpenAbly", "ably_broker", "open_ably"]
+
+OpenAbly = Callable[..., Awaitable[AblyChannel]]
+
+
+@pytest.fixture
+async def open_ably(ably_broker: AblyBroker) -> AsyncIterator[OpenAbly]:
+    """Factory: ``await open_ably(name, client_id, **AblyChannel kwargs)``."""
+    clients: list[AblyRealtime] = []
+
+    async def open_(name: str, client_id: str | None = None, **kwargs: Any) -> AblyChannel:
+        client = AblyRealtime(**ably_broker.python_client_options(client_id))
+        clients.append(client)
+        return AblyChannel(client, name, **kwargs)
+
+    yield open_
+    for client in clients:
+        await client.close()
