@@ -1,0 +1,290 @@
+"""The agent HTTP endpoint: the POST the JS client sends to wake the agent.
+
+Owns: serving ``POST {"inputEventId", "sessionName", ...extra}`` (§1.2 of the protocol
+notes: the Vercel ``ChatTransport`` POSTs it to ``/api/chat`` with
+``Content-Type: application/json`` and only checks ``response.ok``), creating the run on
+the session's channel, answering at once with ``{"runId", "invocationId"}``, running the
+agent in a background task, and shutting down so that every open run ends ``cancelled``
+on the wire before the process exits.
+
+The endpoint guarantees that a run it accepted terminates on the wire: an agent that
+raises ends its run ``error`` (with ``error-code``/``error-message``), an agent that
+returns without ending it has it ended for it, and nothing an agent does can crash the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import MappingProxyType
+from typing import Any, Literal, TypeAlias
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .._abort import CancelReason
+from .._errors import (
+    AITransportError,
+    ErrorCode,
+    HistoryFetchFailedError,
+    InputEventNotFoundError,
+    InvalidArgumentError,
+    OperationCancelledError,
+    SessionClosedError,
+)
+from ..transport import OnCancel, Run
+from ._request import AgentRequest, RequestRejected, check_content_type, parse_body, read_body
+from ._sessions import ChannelFactory, SessionPolicy, SessionPool
+
+__all__ = ["Agent", "AgentEndpoint", "CancelMode", "GraphConfig", "as_agent", "create_agent_app",
+           "default_graph_config"]
+
+logger = logging.getLogger("langgraph_interrupt.server")
+
+#: The agent contract: owns the run's whole lifecycle (start, pipe/write, end or suspend).
+Agent: TypeAlias = Callable[[Run, AgentRequest], Awaitable[object]]
+CancelMode: TypeAlias = Literal["immediate", "drain"]
+#: Builds the LangGraph config for a compiled graph from the request.
+GraphConfig: TypeAlias = Callable[[AgentRequest], dict[str, Any]]
+
+# start() failed for one of these reasons: the trigger cannot be reached, so nothing
+# can be published for the run and there is no point in trying to start it again.
+_START_FAILURES = (InputEventNotFoundError, HistoryFetchFailedError, OperationCancelledError,
+                   SessionClosedError)
+# LangGraph config keys a client must not choose: they select whose checkpoints are read.
+_RESERVED_CONFIG = frozenset({"thread_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map"})
+
+
+def default_graph_config(request: AgentRequest) -> dict[str, Any]:
+    """``{"configurable": {...extra, "thread_id": <session name>}}``.
+
+    The session is the conversation, so it is the checkpointer's thread. Body fields that
+    would pick another thread or checkpoint (``thread_id``, ``checkpoint_*``, ``__*``) are
+    dropped: the session policy decides which conversations a caller reaches, not the body.
+    """
+    configurable = {key: value for key, value in request.extra.items()
+                    if key not in _RESERVED_CONFIG and not key.startswith("__")}
+    configurable["thread_id"] = request.session_name
+    return {"configurable": configurable}
+
+
+def as_agent(agent: Agent | Any, *, cancel_mode: CancelMode = "immediate",
+             graph_config: GraphConfig | None = None) -> Agent:
+    """``agent`` itself, or a compiled LangGraph graph wrapped with ``run_graph``.
+
+    Raises:
+        InvalidArgumentError: neither an async callable nor a graph with ``astream``.
+    """
+    if callable(agent):
+        return agent
+    if not hasattr(agent, "astream"):
+        raise InvalidArgumentError(
+            f"agent must be an async callable (run, request) or a compiled LangGraph graph, "
+            f"got {type(agent).__name__}")
+    graph = agent
+    make_config = graph_config or default_graph_config
+
+    async def run_graph_agent(run: Run, request: AgentRequest) -> object:
+        # Imported on first use: the server layer sits above the integration, and a
+        # callable agent never needs LangGraph at all.
+        integration = importlib.import_module("langgraph_interrupt.integration")
+        return await integration.run_graph(graph, run, config=make_config(request),
+                                           cancel_mode=cancel_mode)
+
+    run_graph_agent.__qualname__ = f"run_graph[{type(graph).__name__}]"
+    return run_graph_agent
+
+
+class AgentEndpoint:
+    """The endpoint's state: sessions, background runs, and shutdown.
+
+    :func:`create_agent_app` wraps one in a Starlette app; use it directly to mount the
+    handler in another ASGI app (then call :meth:`aclose` from that app's lifespan).
+    """
+
+    def __init__(self, agent: Agent | Any, *, channel_factory: ChannelFactory,
+                 on_cancel: OnCancel | None = None, allow_session: SessionPolicy | None = None,
+                 cancel_mode: CancelMode = "immediate", graph_config: GraphConfig | None = None,
+                 max_body_bytes: int = 64 * 1024, shutdown_timeout: float = 10.0,
+                 session_options: Mapping[str, Any] | None = None) -> None:
+        if max_body_bytes <= 0:
+            raise InvalidArgumentError("max_body_bytes must be positive")
+        self.agent = as_agent(agent, cancel_mode=cancel_mode, graph_config=graph_config)
+        self.sessions = SessionPool(channel_factory, allow_session=allow_session,
+                                    on_cancel=on_cancel, session_options=dict(session_options
+                                                                              or {}))
+        self._max_body = max_body_bytes
+        self._shutdown_timeout = shutdown_timeout
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    @property
+    def tasks(self) -> set[asyncio.Task[None]]:
+        """The background tasks running agents (a copy)."""
+        return set(self._tasks)
+
+    async def handle(self, request: Request) -> Response:
+        """``POST``: validate, create the run, answer ``{"runId", "invocationId"}``.
+
+        Every refusal (4xx/503, JSON ``{"error": {...}}``) happens before the run exists.
+        """
+        try:
+            if self._closing:
+                raise RequestRejected(503, "unable to start run; the agent is shutting down",
+                                      code=ErrorCode.SESSION_CLOSED)
+            check_content_type(request.headers.get("content-type"))
+            raw = await read_body(request.stream(), limit=self._max_body,
+                                  content_length=request.headers.get("content-length"))
+            invocation, extra = parse_body(raw)
+            session = await self.sessions.get(invocation.session_name)
+            try:
+                run = session.create_run(invocation)
+            except SessionClosedError as exc:  # shutdown closed it since we got it
+                raise RequestRejected(503, exc.message, code=exc.code) from None
+        except RequestRejected as exc:
+            return JSONResponse(exc.body(), status_code=exc.status_code)
+        headers = MappingProxyType({name: ", ".join(request.headers.getlist(name))
+                                    for name in request.headers})
+        self._spawn(run, AgentRequest(invocation, MappingProxyType(extra), headers))
+        # run_id is provisional for a continuation until start() reads the trigger (the
+        # JS agent answers the same way); the client learns the real one on the channel.
+        return JSONResponse({"runId": run.run_id, "invocationId": run.invocation_id})
+
+    def _spawn(self, run: Run, request: AgentRequest) -> None:
+        task = asyncio.create_task(self._drive(run, request),
+                                   name=f"agent run {run.invocation_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drive(self, run: Run, request: AgentRequest) -> None:
+        """Run the agent; whatever it does, the run ends on the wire."""
+        try:
+            await self.agent(run, request)
+        except asyncio.CancelledError:  # shutdown gave up waiting for this agent
+            run.cancel(CancelReason("shutdown", "the agent endpoint is shutting down"))
+            await self._finish(run, "cancelled", None)
+            raise
+        except Exception as exc:
+            logger.exception("agent failed for run %s (session %r)", run.run_id,
+                             request.session_name)
+            await self._finish(run, "error", exc)
+        else:
+            if run.state in ("created", "active"):
+                logger.warning("agent returned without ending run %s; ending it", run.run_id)
+                await self._finish(run, None, None)
+
+    async def _finish(self, run: Run, reason: Literal["cancelled", "error"] | None,
+                      error: Exception | None) -> None:
+        if run.state == "created" and not run.cancelled and not isinstance(
+                error, _START_FAILURES):
+            # The agent stopped before start(): start the run so that the client sees it
+            # end (otherwise its send waits for a run that never appears).
+            try:
+                await run.start()
+            except AITransportError as exc:
+                logger.warning("run %s: could not start it to end it: %s", run.run_id, exc)
+        try:
+            await run.end(reason, error=error)  # a run that never started is forgotten
+        except Exception as exc:
+            logger.error("run %s: could not end it: %r", run.run_id, exc)
+
+    async def aclose(self) -> None:
+        """Shut down: refuse new requests, end open runs ``cancelled``, await the agents.
+
+        Closing the sessions cancels every open run and publishes its terminal events
+        (shielded, bounded by the sessions' ``terminal_timeout``); agents then see their
+        run cancelled and return. Agents still running after ``shutdown_timeout`` are
+        cancelled, and waited for once more within the same bound. Idempotent.
+        """
+        self._closing = True
+        await self.sessions.close()
+        tasks = set(self._tasks)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=self._shutdown_timeout)
+        if pending:
+            logger.error("%d agent(s) still running after shutdown; cancelling them",
+                         len(pending))
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=self._shutdown_timeout)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    body = RequestRejected(status, f"unable to serve {request.method} {request.url.path}; "
+                                   f"{detail}", code=status * 100).body()
+    return JSONResponse(body, status_code=status)
+
+
+def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
+                     on_cancel: OnCancel | None = None,
+                     allow_session: SessionPolicy | None = None,
+                     cancel_mode: CancelMode = "immediate",
+                     graph_config: GraphConfig | None = None, path: str = "/api/chat",
+                     max_body_bytes: int = 64 * 1024, shutdown_timeout: float = 10.0,
+                     session_options: Mapping[str, Any] | None = None,
+                     lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]]
+                     | None = None) -> Starlette:
+    """An ASGI app serving the agent endpoint the JS client (and ``useChat``) POSTs to.
+
+    Args:
+        agent: ``async (run, request) -> object``, owning the run's lifecycle (start,
+            pipe/write, end or suspend); or a compiled LangGraph graph, run with
+            ``run_graph`` (config from ``graph_config``, cancel mode ``cancel_mode``).
+        channel_factory: ``(session_name) -> Channel`` (sync or async); called once per
+            session, whose :class:`~langgraph_interrupt.AgentSession` is then reused.
+        on_cancel: cancel authorisation hook for every session (see ``AgentSession``).
+        allow_session: which session names are served (predicate, sync or async, or a
+            collection); others get 404. ``None``: all.
+        cancel_mode: for a graph: ``"immediate"`` interrupts the running step,
+            ``"drain"`` lets it finish and stops before the next.
+        graph_config: for a graph: ``(AgentRequest) -> config``; default
+            :func:`default_graph_config` (extra body fields in ``configurable``, the
+            session name as ``thread_id``).
+        path: where to serve the POST (the ``ChatTransport`` default is ``/api/chat``).
+        max_body_bytes: larger bodies get 413 without being read in full.
+        shutdown_timeout: how long shutdown waits for agents after their runs were ended.
+        session_options: more keyword arguments for each ``AgentSession``.
+        lifespan: your own lifespan; it is entered first and exited last, after every run
+            has ended (close your Ably client there).
+
+    Returns:
+        A Starlette app; ``app.state.agent_endpoint`` is its :class:`AgentEndpoint`.
+
+    Example::
+
+        app = create_agent_app(graph, channel_factory=lambda name: make_channel(name))
+        # uvicorn module:app
+    """
+    endpoint = AgentEndpoint(agent, channel_factory=channel_factory, on_cancel=on_cancel,
+                             allow_session=allow_session, cancel_mode=cancel_mode,
+                             graph_config=graph_config, max_body_bytes=max_body_bytes,
+                             shutdown_timeout=shutdown_timeout, session_options=session_options)
+
+    @asynccontextmanager
+    async def run_lifespan(app: Starlette) -> AsyncIterator[Any]:
+        if lifespan is None:
+            try:
+                yield None
+            finally:
+                await endpoint.aclose()
+            return
+        async with lifespan(app) as state:
+            try:
+                yield state
+            finally:
+                await endpoint.aclose()
+
+    app = Starlette(routes=[Route(path, endpoint.handle, methods=["POST"])],
+                    exception_handlers={HTTPException: _http_error, Exception: _http_error},
+                    lifespan=run_lifespan)
+    app.state.agent_endpoint = endpoint
+    return app
