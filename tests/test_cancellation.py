@@ -437,3 +437,38 @@ async def test_a_source_that_never_awaits_can_still_be_cancelled_mid_stream(
     assert (await client.wait_run_ended(run.run_id, timeout=2)).status == "cancelled"
     appended = [r for r in run_records(broker, run.run_id) if r.op == "append"]
     assert len(appended) < 1_000, f"the cancel waited for {len(appended)} deltas"
+
+
+async def test_a_source_that_swallows_the_interruption_publishes_nothing_after_run_end(
+        broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
+    """The terminal sequence starts as soon as the abort lands; a source that catches the
+    ``CancelledError`` and keeps yielding must not get another chunk onto the wire."""
+    handle = await client.send("hi")
+    run = agent.create_run(handle.invocation)
+    holding = asyncio.Event()
+    swallowed = asyncio.Event()
+
+    async def stubborn() -> Any:
+        yield {"type": "text-start", "id": "t"}
+        yield {"type": "text-delta", "id": "t", "delta": "before "}
+        try:
+            holding.set()
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            swallowed.set()
+        yield {"type": "text-delta", "id": "t", "delta": "after"}
+
+    async def drive() -> PipeResult:
+        async with run:
+            return await run.pipe(stubborn())
+
+    task = asyncio.create_task(drive())
+    await holding.wait()
+    await client.cancel(run.run_id)
+    result = await task
+    assert swallowed.is_set()
+    assert result.reason == "cancelled"
+    ops = [describe(r) for r in run_records(broker, run.run_id)]
+    assert ops[-1] == ("ai-run-end", "cancelled"), ops
+    assert not any("after" in str(r.data) for r in run_records(broker, run.run_id))
+    assert client.messages[-1]["parts"][-1]["text"] == "before "

@@ -35,19 +35,23 @@ logger = logging.getLogger("langgraph_interrupt.transport")
 T = TypeVar("T")
 
 
-async def shielded(awaitable: Awaitable[T], timeout: float) -> T:
-    """Await ``awaitable`` to the end even if the caller is cancelled meanwhile.
+def start_bounded(awaitable: Awaitable[T], timeout: float) -> asyncio.Task[T]:
+    """Start ``awaitable`` in its own task, bounded by ``timeout`` (``TimeoutError`` past it).
 
-    The work runs in its own task, bounded by ``timeout`` (``TimeoutError`` past it). If the
-    caller is cancelled while waiting, it keeps waiting for the work and re-raises the
-    cancellation afterwards: terminal publishes must go out even during shutdown.
+    Starting early matters on a busy loop: the task runs in the next iteration, while the
+    task that will wait for it may still be waking up from an interruption.
     """
 
     async def bounded() -> T:
         async with asyncio.timeout(timeout):
             return await awaitable
 
-    task = asyncio.ensure_future(bounded())
+    return asyncio.ensure_future(bounded())
+
+
+async def wait_shielded(task: asyncio.Future[T]) -> T:
+    """Wait for ``task`` to the end even if the caller is cancelled meanwhile, then re-raise
+    the caller's cancellation: terminal publishes must go out even during shutdown."""
     caller_cancelled = False
     while True:
         try:
@@ -60,6 +64,16 @@ async def shielded(awaitable: Awaitable[T], timeout: float) -> T:
     if caller_cancelled:
         raise asyncio.CancelledError
     return result
+
+
+async def shielded(awaitable: Awaitable[T], timeout: float) -> T:
+    """Await ``awaitable`` to the end even if the caller is cancelled meanwhile.
+
+    The work runs in its own task, bounded by ``timeout`` (``TimeoutError`` past it). If the
+    caller is cancelled while waiting, it keeps waiting for the work and re-raises the
+    cancellation afterwards: terminal publishes must go out even during shutdown.
+    """
+    return await wait_shielded(start_bounded(awaitable, timeout))
 
 
 class MessageWriter:

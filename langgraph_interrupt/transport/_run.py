@@ -61,7 +61,7 @@ from .._wire import (
     make_extras,
 )
 from ..codec import Chunk, UIMessageEncoder
-from ._output import MessageWriter, shielded
+from ._output import MessageWriter, shielded, start_bounded, wait_shielded
 from ._trigger import Trigger
 
 if TYPE_CHECKING:
@@ -156,6 +156,7 @@ class Run:
         self._pulling = False
         self._interrupted = False
         self._pipe_done: asyncio.Event | None = None
+        self._cancelled_end: asyncio.Task[None] | None = None
         self._cancel_handled = False
         self._ending: asyncio.Future[None] | None = None
         self._history_cancels: list[CancelTarget] = []
@@ -359,7 +360,7 @@ class Run:
                 # A cancelled run can only end: publish its whole terminal sequence
                 # (on_cancelled output, streams, step, ai-run-end) in one shielded task,
                 # which saves the loop iterations of a second hand-off in end().
-                await shielded(self._publish_end("cancelled", None), self._terminal_timeout)
+                await wait_shielded(self._start_cancelled_end())
             else:
                 await shielded(self._finish_pipe(outcome, error), self._terminal_timeout)
         except AITransportError as exc:
@@ -419,6 +420,15 @@ class Run:
         if task is not None and self._pulling and not self._interrupted:
             self._interrupted = True
             task.cancel()
+            # No chunk is being written (we were pulling), so the terminal sequence can
+            # start now, in the same loop iteration as the abort, not after the pipe wakes.
+            self._start_cancelled_end()
+
+    def _start_cancelled_end(self) -> asyncio.Task[None]:
+        if self._cancelled_end is None:
+            self._cancelled_end = start_bounded(self._publish_end("cancelled", None),
+                                                self._terminal_timeout)
+        return self._cancelled_end
 
     async def suspend(self) -> None:
         """Publish ``ai-run-suspend``: the run waits for participant input (§7).
