@@ -65,6 +65,44 @@ async def test_reject_mutations_with_93002_per_channel(realtime, ably_broker):
     await locked.append_message(Message(serial=serial, data="b"))
 
 
+async def test_nack_after_apply_publishes_yet_reports_failure_and_ids_dedupe_the_retry(
+    realtime, ably_broker
+):
+    """A lost ACK: the client is told the publish failed, but the service has it. Retrying
+    with the same message id is acknowledged with the original serial, not published again."""
+    publisher, subscriber = realtime("p"), realtime("s")
+    inbox = Collector()
+    await attached(subscriber, "ai:lost-ack", inbox)
+    channel = await attached(publisher, "ai:lost-ack")
+    rule = ably_broker.faults.nack_next(after_apply=True)
+
+    with pytest.raises(AblyException) as nacked:
+        await channel.publish(Message(name="m", data="once", id="idem:0"))
+    assert nacked.value.code == 50000 and rule.fired == 1
+    assert [m.data for m in await inbox.wait_for(1)] == ["once"]  # applied all the same
+    retried = await channel.publish(Message(name="m", data="once", id="idem:0"))
+    await channel.publish("sentinel", "")
+
+    await inbox.wait_for_name("sentinel")
+    assert [m.data for m in inbox.messages] == ["once", ""]
+    assert retried.serials == [inbox.messages[0].serial]
+    assert [m["data"] for m in ably_broker.history("ai:lost-ack")] == ["once", ""]
+
+
+async def test_reject_mutations_can_model_a_persistent_service_fault(realtime, ably_broker):
+    client = realtime("agent")
+    channel = await attached(client, "ai:faulty")
+    rule = ably_broker.faults.reject_mutations(code=50000, status_code=500, message="down")
+    serial = (await channel.publish("ai-output", "a")).serials[0]  # creates still pass
+
+    for operation in (channel.append_message, channel.update_message):
+        with pytest.raises(AblyException) as rejected:
+            await operation(Message(serial=serial, data="b"))
+        assert (rejected.value.code, rejected.value.status_code) == (50000, 500)
+        assert rejected.value.message == "down"
+    assert rule.fired == 2
+
+
 async def test_delayed_delivery(realtime, ably_broker):
     publisher, subscriber = realtime("p"), realtime("s")
     inbox = Collector()

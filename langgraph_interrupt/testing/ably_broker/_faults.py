@@ -31,8 +31,10 @@ def _matches(pattern: str | None, channel: str) -> bool:
 class NackRule:
     """NACK the next ``remaining`` matching publishes (each protocol message or REST request).
 
-    ``appends_only`` limits the rule to publishes containing an append. ``fired`` counts the
-    publishes rejected so far; the rule disarms itself when ``remaining`` reaches 0.
+    ``appends_only`` limits the rule to publishes containing an append. ``after_apply`` makes
+    the publish take effect (stored and delivered) before the NACK, like an acknowledgement
+    lost on the way back: the client sees a failure for a message the service has. ``fired``
+    counts the publishes rejected so far; the rule disarms itself when ``remaining`` reaches 0.
     """
 
     remaining: int
@@ -41,6 +43,7 @@ class NackRule:
     code: int = 50000
     status_code: int = 500
     message: str = "injected fault: publish rejected by the test broker"
+    after_apply: bool = False
     fired: int = 0
     _owner: Faults | None = field(default=None, repr=False)
 
@@ -117,11 +120,17 @@ class Faults:
         code: int = 50000,
         status_code: int = 500,
         message: str = "injected fault: publish rejected by the test broker",
+        after_apply: bool = False,
     ) -> NackRule:
-        """NACK the next ``count`` matching publishes with the given Ably error."""
+        """NACK the next ``count`` matching publishes with the given Ably error.
+
+        With ``after_apply`` the publish is applied first (a lost ACK): what idempotent
+        message ids exist for, since a client that retries would otherwise publish twice.
+        """
         if count < 1:
             raise ValueError("count must be >= 1")
-        rule = NackRule(count, channel, appends_only, code, status_code, message, _owner=self)
+        rule = NackRule(count, channel, appends_only, code, status_code, message, after_apply,
+                        _owner=self)
         self._nacks.append(rule)
         return rule
 
@@ -132,9 +141,15 @@ class Faults:
         appends_only: bool = False,
         code: int = 93002,
         status_code: int = 400,
+        message: str = MUTABLE_MESSAGES_DISABLED_MESSAGE,
     ) -> RejectMutationsRule:
-        """Make update/delete/append fail (93002) until the rule is cancelled."""
-        rule = RejectMutationsRule(channel, appends_only, code, status_code, _owner=self)
+        """Make update/delete/append fail (93002) until the rule is cancelled.
+
+        Another ``code``/``status_code``/``message`` turns it into a persistent service fault
+        on mutations only (creates still pass), e.g. ``code=50000, status_code=500``.
+        """
+        rule = RejectMutationsRule(channel, appends_only, code, status_code, message,
+                                   _owner=self)
         self._rejects.append(rule)
         return rule
 
@@ -174,8 +189,14 @@ class Faults:
 
     # ------------------------------------------------------------------ consulted by the hub
 
-    def check_publish(self, channel: str, *, has_mutation: bool, has_append: bool) -> None:
-        """Raise the error of the first armed rule matching this publish, if any."""
+    def check_publish(
+        self, channel: str, *, has_mutation: bool, has_append: bool
+    ) -> AblyError | None:
+        """Raise the error of the first armed rule matching this publish, if any.
+
+        An ``after_apply`` NACK is returned instead: the hub raises it once the publish is
+        applied.
+        """
         if has_mutation:
             for reject in self._rejects:
                 if _matches(reject.channel, channel) and (has_append or not reject.appends_only):
@@ -187,7 +208,10 @@ class Faults:
                 nack.fired += 1
                 if nack.remaining <= 0:
                     self._nacks.remove(nack)
+                if nack.after_apply:
+                    return nack.error()
                 raise nack.error()
+        return None
 
     def delay_for(self, channel: str, connection_id: str) -> int:
         """The delivery delay in ms for a channel and subscriber (the largest matching rule)."""

@@ -232,11 +232,14 @@ class Hub:
 
         Returns ``res.serials``: the new message serial for a create (the original's for an
         idempotent duplicate) and the new version serial for an update/delete/append.
-        Raises ``AblyError`` without side effects when the publish is rejected.
+        Raises ``AblyError`` without side effects when the publish is rejected (with them for
+        an ``after_apply`` fault).
         """
         has_mutation = any(m.is_mutation for m in inbounds)
         has_append = any(m.is_append for m in inbounds)
-        self.faults.check_publish(channel, has_mutation=has_mutation, has_append=has_append)
+        lost_ack = self.faults.check_publish(
+            channel, has_mutation=has_mutation, has_append=has_append
+        )
         total = sum(m.size for m in inbounds)
         if total > self.max_message_size:
             raise AblyError.too_large(total, self.max_message_size)
@@ -303,6 +306,8 @@ class Hub:
             )
             store.log_event(event)
             self._fan_out(store, event)
+        if lost_ack is not None:  # an ``after_apply`` fault: applied, but reported as failed
+            raise lost_ack
         return serials
 
     def _fan_out(self, store: ChannelStore, event: Event) -> None:
