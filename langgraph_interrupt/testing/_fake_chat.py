@@ -49,7 +49,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, SkipValidation, model_validator
 
 __all__ = [
     "FakeStreamingChatModel",
@@ -192,7 +192,8 @@ class FakeStreamingChatModel(BaseChatModel):
     ``tools`` etc.), :attr:`outcomes` and :attr:`chunks_generated`.
     """
 
-    responses: list[ScriptItem] = Field(default_factory=list)
+    # Not validated by pydantic: AIMessage's validator crashes on a callable in the union.
+    responses: SkipValidation[list[ScriptItem]] = Field(default_factory=list)
     """Replies consumed in order, one per call; running out raises :class:`ScriptExhaustedError`."""
     responder: Responder | None = None
     """Used for every call instead of ``responses``."""
@@ -222,6 +223,9 @@ class FakeStreamingChatModel(BaseChatModel):
     def _one_script(self) -> FakeStreamingChatModel:
         if self.responder is not None and self.responses:
             raise ValueError("pass either responses or responder, not both")
+        for item in self.responses:
+            if not isinstance(item, str | AIMessage) and not callable(item):
+                raise TypeError(f"a scripted response must be str, AIMessage or callable: {item!r}")
         if self.args_pieces < 1 or (self.chunk_size is not None and self.chunk_size < 1):
             raise ValueError("args_pieces and chunk_size must be at least 1")
         return self
@@ -317,9 +321,10 @@ class FakeStreamingChatModel(BaseChatModel):
             start = tool_call_chunk(name=call["name"], args="", id=call_id, index=index)
             chunks.append(AIMessageChunk(content=empty, id=mid, tool_call_chunks=[start]))
             args = json.dumps(call["args"])
-            size = -(-len(args) // min(self.args_pieces, len(args)))
-            for at in range(0, len(args), size):
-                piece = tool_call_chunk(args=args[at:at + size], index=index)
+            n = min(self.args_pieces, len(args))
+            for k in range(n):
+                part_args = args[len(args) * k // n:len(args) * (k + 1) // n]
+                piece = tool_call_chunk(args=part_args, index=index)
                 chunks.append(AIMessageChunk(content=empty, id=mid, tool_call_chunks=[piece]))
         metadata = {"finish_reason": "tool_calls" if message.tool_calls else "stop",
                     "model_name": self.model, **message.response_metadata}
