@@ -269,7 +269,9 @@ class FakeStreamingChatModel(BaseChatModel):
     def _check_history(self, messages: list[BaseMessage]) -> None:
         """Hook run before each reply; :class:`StrictFakeChatModel` validates here."""
 
-    def _begin(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> list[AIMessageChunk]:
+    def _begin(
+        self, messages: list[BaseMessage], kwargs: dict[str, Any]
+    ) -> Iterator[AIMessageChunk]:
         with self._lock:
             self._calls.append(list(messages))
             self._call_kwargs.append(dict(kwargs))
@@ -295,14 +297,14 @@ class FakeStreamingChatModel(BaseChatModel):
             return split_words(text)
         return [text[i:i + self.chunk_size] for i in range(0, len(text), self.chunk_size)]
 
-    def _plan(self, message: AIMessage, number: int) -> list[AIMessageChunk]:
-        """The chunks one reply streams as; merging them gives the reply back."""
+    def _plan(self, message: AIMessage, number: int) -> Iterator[AIMessageChunk]:
+        """The chunks one reply streams as, built lazily; merging them gives the reply back."""
         mid = message.id
-        chunks: list[AIMessageChunk] = []
         empty: str | list[str | dict[str, Any]]
         if isinstance(message.content, str):
             empty = ""
-            chunks += [AIMessageChunk(content=t, id=mid) for t in self._tokens(message.content)]
+            for token in self._tokens(message.content):
+                yield AIMessageChunk(content=token, id=mid)
         else:
             empty = []
             for index, raw in enumerate(message.content):
@@ -310,28 +312,27 @@ class FakeStreamingChatModel(BaseChatModel):
                 kind = str(block.get("type"))
                 value = block.get(kind) if kind in ("text", "reasoning") else None
                 if not isinstance(value, str):  # an image or other whole block: one chunk
-                    chunks.append(AIMessageChunk(content=[{**block, "index": index}], id=mid))
+                    yield AIMessageChunk(content=[{**block, "index": index}], id=mid)
                     continue
                 extra = {k: v for k, v in block.items() if k not in ("type", kind, "index")}
                 for n, delta in enumerate(self._tokens(value) or [""]):
                     part = {"type": kind, kind: delta, **(extra if n == 0 else {}), "index": index}
-                    chunks.append(AIMessageChunk(content=[part], id=mid))
+                    yield AIMessageChunk(content=[part], id=mid)
         for index, call in enumerate(message.tool_calls):
             call_id = call.get("id") or f"call_{number}_{index}"
             start = tool_call_chunk(name=call["name"], args="", id=call_id, index=index)
-            chunks.append(AIMessageChunk(content=empty, id=mid, tool_call_chunks=[start]))
+            yield AIMessageChunk(content=empty, id=mid, tool_call_chunks=[start])
             args = json.dumps(call["args"])
             n = min(self.args_pieces, len(args))
             for k in range(n):
                 part_args = args[len(args) * k // n:len(args) * (k + 1) // n]
                 piece = tool_call_chunk(args=part_args, index=index)
-                chunks.append(AIMessageChunk(content=empty, id=mid, tool_call_chunks=[piece]))
+                yield AIMessageChunk(content=empty, id=mid, tool_call_chunks=[piece])
         metadata = {"finish_reason": "tool_calls" if message.tool_calls else "stop",
                     "model_name": self.model, **message.response_metadata}
-        chunks.append(AIMessageChunk(
+        yield AIMessageChunk(
             content=empty, id=mid, chunk_position="last", response_metadata=metadata,
-            usage_metadata=message.usage_metadata, additional_kwargs=message.additional_kwargs))
-        return chunks
+            usage_metadata=message.usage_metadata, additional_kwargs=message.additional_kwargs)
 
     def _stream(
         self,
