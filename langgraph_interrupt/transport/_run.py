@@ -20,7 +20,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._abort import AbortController, AbortSignal, CancelReason
+from .._abort import AbortController, AbortSignal, CancelReason, RunCancelled
 from .._cancel import CancelTarget
 from .._errors import (
     AITransportError,
@@ -73,6 +73,7 @@ logger = logging.getLogger("langgraph_interrupt.transport")
 
 RunState = Literal["created", "active", "suspended", "ended"]
 OnCancelled = Callable[["Run", CancelReason], Awaitable[None] | None]
+Finalizer = Callable[["Run", str], Awaitable[None] | None]
 
 
 _YIELD_EVERY = 64  # chunks between forced loop yields in pipe(); cheap, keeps cancel live
@@ -161,6 +162,7 @@ class Run:
         self._ending: asyncio.Future[None] | None = None
         self._history_cancels: list[CancelTarget] = []
         self._loop = asyncio.get_running_loop()
+        self._finalizers: list[Finalizer] = []
         self.signal.add_callback(self._on_abort)
         if signal is not None:
             signal.add_callback(self._controller.abort)
@@ -174,6 +176,30 @@ class Run:
     @property
     def cancelled(self) -> bool:
         return self._controller.signal.aborted
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the run lives on (writers on other threads hop to it)."""
+        return self._loop
+
+    def add_finalizer(self, finalizer: Finalizer) -> None:
+        """Call ``finalizer(run, reason)`` once, right before the run stops producing output:
+        before ``ai-run-suspend``, or before the terminal publishes of ``ai-run-end`` (and
+        before ``on_cancelled``). It may ``await run.write(...)`` last outputs; buffering
+        producers (the LangGraph callback handler) flush here so nothing is lost.
+        """
+        self._finalizers.append(finalizer)
+
+    async def _finalize(self, reason: RunEndReason | Literal["suspended"]) -> None:
+        finalizers, self._finalizers = self._finalizers, []
+        for finalizer in finalizers:
+            try:
+                result = finalizer(self, reason)
+                if result is not None:
+                    await result
+            except Exception as exc:
+                logger.exception("run %s: finalizer raised", self.run_id)
+                self._session._report(_as_error(exc))
 
     @property
     def run_client_id(self) -> str:
@@ -265,6 +291,17 @@ class Run:
         if self._writer is not None:
             self._writer.encoder.headers = self._output_headers(self._writer.encoder
                                                                 .codec_message_id)
+
+    async def end_step(self, reason: StepEndReason = "complete") -> None:
+        """Close the step that :meth:`write` opened (``ai-step-end``); a no-op without one.
+
+        :meth:`pipe` does this itself; writers that call :meth:`write` directly close the
+        step before :meth:`suspend`, which refuses an open step.
+        """
+        self._require_active("end step")
+        if self._writer is not None:
+            await self._writer.cancel_streams()  # a stream left open would never end
+        await self._close_step(reason)
 
     async def _close_step(self, reason: StepEndReason) -> None:
         if self._step is None:
@@ -439,6 +476,7 @@ class Run:
         if self.cancelled:
             await self.end("cancelled")
             return
+        await self._finalize("suspended")
         if self._step is not None:
             raise RunLifecycleError(unable_to("suspend run", "a step is still open"))
         await shielded(self._publish(EVENT_RUN_SUSPEND, self._base()), self._terminal_timeout)
@@ -488,6 +526,7 @@ class Run:
 
     async def _publish_end(self, reason: RunEndReason, error: BaseException | None) -> None:
         try:
+            await self._finalize(reason)
             if reason == "cancelled":
                 await self._run_on_cancelled()
             if self._writer is not None:
@@ -521,7 +560,7 @@ class Run:
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: object) -> None:
+                        tb: object) -> bool | None:
         if exc is None:
             await self.end()
         elif isinstance(exc, asyncio.CancelledError):
@@ -529,6 +568,12 @@ class Run:
             await self.end("cancelled")
         elif isinstance(exc, Exception):
             await self.end("error", error=exc)
+        elif isinstance(exc, RunCancelled) and self.cancelled:
+            # Code in the block stopped because this run was cancelled (throw_if_aborted, or
+            # the LangGraph handler stopping generation): an outcome, not an error.
+            await self.end("cancelled")
+            return True
+        return None
 
     def __repr__(self) -> str:
         return f"<Run {self.run_id} state={self.state} cancelled={self.cancelled}>"
