@@ -108,6 +108,24 @@ _DUPLICATE = ("each tool_use must have a single result. "
               "Found multiple `tool_result` blocks with id: ")
 
 
+def _blank(message: BaseMessage) -> bool:
+    """No non-whitespace text and no other payload (an image counts; reasoning does not)."""
+    if isinstance(message.content, str):
+        return not message.content.strip()
+    for block in message.content:
+        if isinstance(block, str):
+            text = block
+        elif block.get("type") == "text":
+            text = str(block.get("text", ""))
+        elif block.get("type") in ("reasoning", "thinking"):
+            continue
+        else:
+            return False
+        if text.strip():
+            return False
+    return True
+
+
 def find_history_errors(messages: Sequence[BaseMessage]) -> list[str]:
     """Everything the strictest providers would reject in ``messages``; ``[]`` when valid.
 
@@ -120,7 +138,8 @@ def find_history_errors(messages: Sequence[BaseMessage]) -> list[str]:
       in between, or the end of the history, leaves them unanswered);
     * a ``ToolMessage`` must answer a call of that assistant message (OpenAI), and only once
       (Anthropic);
-    * assistant messages without tool calls and human messages must have non-whitespace text
+    * assistant messages without tool calls and human messages must not be blank: some
+      non-whitespace text or another block such as an image; reasoning alone does not count
       (Anthropic and Gemini reject empty turns; this oracle also rejects an empty *final*
       assistant message, which Anthropic would accept as a prefill).
     """
@@ -151,9 +170,9 @@ def find_history_errors(messages: Sequence[BaseMessage]) -> list[str]:
             ids = [str(c.get("id")) for c in (*message.tool_calls, *message.invalid_tool_calls)]
             if ids:
                 open_at, pending[:] = i, ids
-            elif not message.text.strip():
+            elif _blank(message):
                 errors.append(f"messages[{i}]: {_EMPTY}")
-        elif isinstance(message, HumanMessage) and not message.text.strip():
+        elif isinstance(message, HumanMessage) and _blank(message):
             errors.append(f"messages[{i}]: {_EMPTY}")
     close()
     return errors

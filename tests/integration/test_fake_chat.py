@@ -449,6 +449,8 @@ VALID = {
                          ToolMessage("Cancelled by user before completion.",
                                      tool_call_id="call_w2", status="error"),
                          HumanMessage("never mind")],
+    "image-only question": [HumanMessage([{"type": "image", "url": "https://x/y.png"}]),
+                            AIMessage([" ", {"type": "text", "text": "A cat."}])],
     "empty": [],
 }
 
@@ -486,6 +488,8 @@ INVALID = {
         [HumanMessage("hi"), AIMessage([{"type": "reasoning", "reasoning": "hmm"}])],
         [f"messages[1]: {EMPTY}"]),
     "empty human": ([HumanMessage("")], [f"messages[0]: {EMPTY}"]),
+    "blank blocks": ([HumanMessage([{"type": "text", "text": " "}]), AIMessage(["", " "])],
+                     [f"messages[0]: {EMPTY}", f"messages[1]: {EMPTY}"]),
     "unparseable call still needs a result": (
         [HumanMessage("w?"), AIMessage("", invalid_tool_calls=[
             {"name": "f", "args": '{"a', "id": "c9", "error": None, "type": "invalid_tool_call"}])],
