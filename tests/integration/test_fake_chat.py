@@ -329,9 +329,9 @@ def weather(city: str) -> str:
     return f"Sunny in {city}"
 
 
-def tool_turn_model(strict: bool = False) -> FakeStreamingChatModel:
-    cls = StrictFakeChatModel if strict else FakeStreamingChatModel
-    return cls([WEATHER_CALL, lambda ms: " and ".join(m.text for m in ms[-2:])])
+def tool_turn_model() -> StrictFakeChatModel:
+    """Calls the tool twice in parallel, then (if the history is valid) joins the two results."""
+    return StrictFakeChatModel([WEATHER_CALL, lambda ms: " and ".join(m.text for m in ms[-2:])])
 
 
 def hand_built_graph(model: FakeStreamingChatModel) -> Any:
@@ -385,7 +385,7 @@ def check_tool_turn(model: FakeStreamingChatModel, parts: list[tuple[Any, dict[s
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("build", BUILDERS, ids=lambda b: b.__name__)
 async def test_one_tool_turn_streams_through_messages_mode(build: Any) -> None:
-    model = tool_turn_model(strict=True)
+    model = tool_turn_model()
     graph = build(model)
     config = {"configurable": {"thread_id": "t1"}}
     parts = [p async for p in graph.astream({"messages": [HumanMessage("weather?")]}, config,
@@ -397,7 +397,7 @@ async def test_one_tool_turn_streams_through_messages_mode(build: Any) -> None:
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("build", BUILDERS, ids=lambda b: b.__name__)
 def test_one_tool_turn_streams_through_sync_messages_mode(build: Any) -> None:
-    model = tool_turn_model(strict=True)
+    model = tool_turn_model()
     graph = build(model)
     config = {"configurable": {"thread_id": "t1"}}
     parts = list(graph.stream({"messages": [HumanMessage("weather?")]}, config,
