@@ -1,0 +1,249 @@
+"""The official JS client drives the Python agent endpoint (scripted agent, no LangGraph).
+
+One broker and one endpoint serve the module; one Node process runs every scenario of
+``scenarios.mjs`` concurrently (each on its own session channel), and each test asserts on
+its scenario's report: what ``@ably/ai-transport`` 0.8's session and view, the ClientRun
+handle and ai@7's ``Chat`` (what ``useChat`` wraps) show, plus what the agent saw.
+
+Needs Node >= 22 and tests/js's pinned packages: ``bash scripts/setup_js.sh`` (the test
+command runs it). Missing pieces fail the tests with that hint; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from .harness import InteropServer, report_of, run_scenarios
+from .scenario_agent import HELD, ScenarioAgent
+
+SCENARIOS = [
+    "text", "stop-by-run-id", "stop-before-start", "tail-after-cancel", "cancel-then-send",
+    "send-alongside", "cancel-from-second-device", "on-cancel-rejected", "agent-error",
+    "agent-raises", "chat-transport", "chat-stop", "chat-unknown-session",
+]
+FULL_HELD = "".join(HELD)
+
+
+@dataclass
+class Interop:
+    server: InteropServer
+    agent: ScenarioAgent
+    reports: dict[str, dict[str, Any]]
+
+    def report(self, name: str) -> dict[str, Any]:
+        return report_of(self.reports, name)
+
+    def agent_saw(self, name: str) -> list[dict[str, Any]]:
+        """What the agent recorded for the runs of scenario ``name`` (read on its loop)."""
+        channel = f"{self.server.prefix}-{name}"
+
+        def read() -> list[dict[str, Any]]:
+            return [{
+                "scenario": r.scenario, "extra": r.extra, "headers": r.headers,
+                "run_id": r.run_id, "end_reason": r.run.end_reason,
+                "pipe": r.result.reason if r.result else None,
+                "sent": r.source.sent if r.source else None,
+                "finalised": r.source.finalised.is_set() if r.source else None,
+                "cancel_requests": list(r.cancel_requests),
+            } for r in self.agent.log.get(channel, [])]
+
+        result: list[dict[str, Any]] = self.server.call(read)
+        return result
+
+
+@pytest.fixture(scope="module")
+def interop() -> Iterator[Interop]:
+    agent = ScenarioAgent()
+    server = InteropServer(agent, on_cancel=agent.on_cancel).start()
+    try:
+        yield Interop(server, agent, run_scenarios(server, "scenarios.mjs", SCENARIOS))
+    finally:
+        server.stop()
+
+
+def roles_and_runs(view: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+    return [(m["role"], m["runId"], m["text"]) for m in view["messages"]]
+
+
+def run_info(view: dict[str, Any], run_id: str) -> dict[str, Any]:
+    return next(r for r in view["runs"] if r["runId"] == run_id)
+
+
+# -- streaming ----------------------------------------------------------------------------------
+def test_js_client_sends_and_streams_a_text_answer(interop) -> None:
+    report = interop.report("text")
+    run_id = report["runId"]
+
+    assert report["http"]["status"] == 200
+    assert report["http"]["body"]["runId"] == run_id  # the POST answer names the real run
+    assert report["handle"] == {"runId": run_id, "status": "complete", "error": None}
+    assert roles_and_runs(report["view"]) == [("user", run_id, "hi"),
+                                              ("assistant", run_id, "Hello, world!")]
+    assert report["view"]["messages"][1]["parts"] == ["step-start", "text"]
+    info = run_info(report["view"], run_id)
+    assert (info["status"], info["clientId"]) == ("complete", "user-1")
+    assert info["invocationId"] == report["http"]["body"]["invocationId"]
+    assert report["errors"] == []
+    [seen] = interop.agent_saw("text")
+    assert (seen["extra"], seen["end_reason"]) == ({"scenario": "text"}, "complete")
+
+
+# -- Stop ------------------------------------------------------------------------------------------
+def test_js_client_stops_mid_stream_with_session_cancel(interop) -> None:
+    report = interop.report("stop-by-run-id")
+    run_id = report["runId"]
+
+    assert report["handle"]["status"] == "cancelled"
+    assert report["text"] == "one two "  # the partial answer stays, nothing after the Stop
+    assert run_info(report["view"], run_id)["status"] == "cancelled"
+    [seen] = interop.agent_saw("stop-by-run-id")
+    assert (seen["pipe"], seen["end_reason"], seen["sent"]) == ("cancelled", "cancelled", 2)
+    assert seen["finalised"]  # the model stream was closed
+    assert seen["cancel_requests"] == [("user-1", True)]
+
+
+def test_js_client_stops_with_the_send_handle_before_the_run_started(interop) -> None:
+    report = interop.report("stop-before-start")
+    run_id = report["runId"]
+
+    assert report["http"]["status"] == 200
+    assert report["handle"]["status"] == "cancelled"
+    assert [m["role"] for m in report["view"]["messages"]] == ["user"]  # no answer at all
+    assert run_info(report["view"], run_id)["status"] == "cancelled"
+    [seen] = interop.agent_saw("stop-before-start")
+    assert (seen["pipe"], seen["sent"]) == ("cancelled", 0)
+    assert seen["cancel_requests"] == [("user-1", True)]
+
+
+def test_tokens_published_after_the_cancel_belong_to_the_cancelled_run(interop) -> None:
+    report = interop.report("tail-after-cancel")
+    run_id = report["runId"]
+
+    assert report["atCancel"] == "one two "
+    assert report["text"] == "one two three four "  # the tail, inside the cancelled run
+    assert roles_and_runs(report["view"]) == [("user", run_id, "go on"),
+                                              ("assistant", run_id, "one two three four ")]
+    assert run_info(report["view"], run_id)["status"] == "cancelled"
+    [seen] = interop.agent_saw("tail-after-cancel")
+    assert (seen["sent"], seen["end_reason"]) == (4, "cancelled")
+
+
+def test_cancel_then_send_starts_the_next_run_clean(interop) -> None:
+    report = interop.report("cancel-then-send")
+    first, second = report["first"], report["second"]
+
+    assert (first["status"], first["text"]) == ("cancelled", "one two ")
+    assert (second["status"], second["text"]) == ("complete", "Hello, world!")
+    assert first["runId"] != second["runId"]
+    assert roles_and_runs(report["view"]) == [
+        ("user", first["runId"], "first"), ("assistant", first["runId"], "one two "),
+        ("user", second["runId"], "second"), ("assistant", second["runId"], "Hello, world!")]
+    assert [s["end_reason"] for s in interop.agent_saw("cancel-then-send")] == [
+        "cancelled", "complete"]
+
+
+def test_send_alongside_cancel_one_run_and_the_other_completes(interop) -> None:
+    report = interop.report("send-alongside")
+    a, b = report["a"], report["b"]
+
+    assert report["bothActive"] == ["active", "active"]
+    assert (a["status"], a["text"]) == ("cancelled", "one two ")
+    assert (b["status"], b["text"]) == ("complete", FULL_HELD)
+    seen = interop.agent_saw("send-alongside")
+    assert [(s["run_id"], s["end_reason"]) for s in seen] == [
+        (a["runId"], "cancelled"), (b["runId"], "complete")]
+    assert seen[1]["cancel_requests"] == []  # B was never asked to stop
+
+
+def test_a_cancel_from_a_second_device_stops_the_run(interop) -> None:
+    report = interop.report("cancel-from-second-device")
+    run_id = report["runId"]
+
+    assert report["seenRunId"] == run_id  # the other device found the run in its own view
+    assert len(set(report["connections"])) == 2
+    for device in ("phone", "laptop"):
+        view = report[device]["view"]
+        assert run_info(view, run_id)["status"] == "cancelled"
+        assert roles_and_runs(view)[-1] == ("assistant", run_id, "one two ")
+    [seen] = interop.agent_saw("cancel-from-second-device")
+    assert seen["cancel_requests"] == [("user-1", True)]
+
+
+def test_an_on_cancel_hook_rejecting_a_cancel_leaves_the_run_streaming(interop) -> None:
+    report = interop.report("on-cancel-rejected")
+    run_id = report["runId"]
+
+    assert report["handle"]["status"] == "complete"
+    assert report["text"] == FULL_HELD
+    assert run_info(report["view"], run_id)["status"] == "complete"
+    [seen] = interop.agent_saw("on-cancel-rejected")
+    assert seen["cancel_requests"] == [("intruder", False)]
+    assert (seen["pipe"], seen["end_reason"]) == ("complete", "complete")
+
+
+# -- errors ----------------------------------------------------------------------------------------
+MODEL_ERROR = {"code": 104008, "statusCode": 500,
+               "message": "unable to complete run; model provider exploded (429)"}
+
+
+def test_an_agent_error_reaches_the_client_as_a_run_in_state_error(interop) -> None:
+    report = interop.report("agent-error")
+    run_id = report["runId"]
+
+    assert report["handle"] == {"runId": run_id, "status": "error", "error": MODEL_ERROR}
+    assert run_info(report["view"], run_id)["error"] == MODEL_ERROR
+    assert report["errors"] == [MODEL_ERROR]  # the live session also emits it
+    assert report["text"] == "Hello, "  # what streamed before the failure stays
+
+
+def test_an_agent_that_raises_ends_the_run_error_through_the_endpoint(interop) -> None:
+    report = interop.report("agent-raises")
+
+    assert report["handle"]["status"] == "error"
+    assert report["handle"]["error"] == {"code": 104008, "statusCode": 500,
+                                         "message": "unable to complete run; the agent crashed"}
+
+
+# -- useChat (Vercel ChatTransport) ----------------------------------------------------------------
+def test_use_chat_transport_posts_to_the_endpoint_and_receives_the_stream(interop) -> None:
+    report = interop.report("chat-transport")
+
+    assert report["chat"] == {"status": "ready", "error": None, "messages": [
+        {"role": "user", "text": "hi", "parts": ["text"]},
+        {"role": "assistant", "text": "Hello, world!", "parts": ["step-start", "text"]}]}
+    [post] = report["posts"]
+    assert (post["method"], post["status"]) == ("POST", 200)
+    assert post["url"] == interop.server.agent_url
+    assert set(post["body"]) == {"inputEventId", "sessionName", "scenario", "trigger",
+                                 "historyLength"}
+    assert run_info(report["view"], report["runId"])["status"] == "complete"
+    [seen] = interop.agent_saw("chat-transport")
+    assert seen["extra"] == {"scenario": "text", "trigger": "submit-message",
+                             "historyLength": 0}
+    assert seen["headers"]["x-chat-test"] == "text"
+    assert seen["headers"]["content-type"] == "application/json"
+
+
+def test_use_chat_stop_cancels_the_run(interop) -> None:
+    report = interop.report("chat-stop")
+
+    assert report["chat"]["status"] == "ready"
+    assert report["chat"]["messages"][-1] == {"role": "assistant", "text": "one two ",
+                                              "parts": ["step-start", "text"]}
+    assert run_info(report["view"], report["runId"])["status"] == "cancelled"
+    [seen] = interop.agent_saw("chat-stop")
+    assert (seen["end_reason"], seen["cancel_requests"]) == ("cancelled", [("user-1", True)])
+
+
+def test_use_chat_shows_the_endpoints_refusal_of_an_unknown_session(interop) -> None:
+    report = interop.report("chat-unknown-session")
+
+    assert report["chat"]["status"] == "error"
+    assert report["chat"]["error"]["code"] == 104005
+    assert report["chat"]["error"]["message"].endswith("returned 404 Not Found")
+    assert [p["status"] for p in report["posts"]] == [404]
+    assert interop.agent.log.get(f"forbidden:{interop.server.prefix}") is None
