@@ -8,6 +8,7 @@ from ._abort import AbortSignal as AbortSignal
 from ._abort import CancelReason as CancelReason
 from ._abort import CancelSource as CancelSource
 from ._abort import RunCancelled as RunCancelled
+from ._abort import RunCancelledError as RunCancelledError
 from ._errors import AITransportError as AITransportError
 from ._errors import ChannelContinuityLostError as ChannelContinuityLostError
 from ._errors import ChannelError as ChannelError
@@ -71,6 +72,7 @@ __all__ = [
     "PipeResult",
     "Run",
     "RunCancelled",
+    "RunCancelledError",
     "RunInfo",
     "RunLifecycleError",
     "SendHandle",

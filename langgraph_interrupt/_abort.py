@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["AbortController", "AbortSignal", "CancelReason", "CancelSource", "RunCancelled"]
+__all__ = ["AbortController", "AbortSignal", "CancelReason", "CancelSource", "RunCancelled",
+           "RunCancelledError"]
 
 logger = logging.getLogger("langgraph_interrupt")
 
@@ -58,6 +59,21 @@ class RunCancelled(BaseException):
     A ``BaseException``, like ``asyncio.CancelledError``: a broad ``except Exception`` in a
     tool must not turn a cancellation into a result. The transport never raises it at you:
     at that layer cancellation is an outcome (a result with a reason).
+    """
+
+    def __init__(self, reason: CancelReason) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+
+class RunCancelledError(Exception):
+    """Raised out of a LangChain/LangGraph call that the run's abort signal stopped from a
+    callback (the drop-in handler stops generation this way).
+
+    An ``Exception``, unlike :class:`RunCancelled`, because LangChain propagates only
+    exceptions from callbacks (``raise_error``), and its ``agenerate`` mistakes any other
+    ``BaseException`` for a result. ``async with run`` treats it as the run ending
+    ``cancelled``; catch it if you drive the graph outside that block.
     """
 
     def __init__(self, reason: CancelReason) -> None:

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._abort import AbortController, AbortSignal, CancelReason, RunCancelled
+from .._abort import AbortController, AbortSignal, CancelReason, RunCancelled, RunCancelledError
 from .._cancel import CancelTarget
 from .._errors import (
     AITransportError,
@@ -566,13 +566,13 @@ class Run:
         elif isinstance(exc, asyncio.CancelledError):
             self.cancel(CancelReason("shutdown", "the task running the run was cancelled"))
             await self.end("cancelled")
-        elif isinstance(exc, Exception):
-            await self.end("error", error=exc)
-        elif isinstance(exc, RunCancelled) and self.cancelled:
+        elif isinstance(exc, RunCancelled | RunCancelledError) and self.cancelled:
             # Code in the block stopped because this run was cancelled (throw_if_aborted, or
             # the LangGraph handler stopping generation): an outcome, not an error.
             await self.end("cancelled")
             return True
+        elif isinstance(exc, Exception):
+            await self.end("error", error=exc)
         return None
 
     def __repr__(self) -> str:
