@@ -16,7 +16,8 @@ PUBLIC = [
     "HistoryFetchFailedError", "HistoryPage", "InMemoryBroker", "InMemoryChannel",
     "InputEventNotFoundError", "InvalidArgumentError", "InvalidInvocationError", "Invocation",
     "MutableMessagesDisabledError", "OperationCancelledError", "OutboundMessage", "PipeResult",
-    "Run", "RunCancelled", "RunCancelledError", "RunInfo", "RunLifecycleError", "SendHandle", "SessionClosedError",
+    "Run", "RunCancelled", "RunCancelledError", "RunInfo", "RunLifecycleError", "SendHandle",
+    "SessionClosedError",
     "StreamError", "UIMessageDecoder", "UIMessageEncoder", "UnsupportedChunkError",
     "WireRecord", "__version__",
 ]
