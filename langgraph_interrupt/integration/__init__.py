@@ -4,6 +4,14 @@ The only layer that imports ``langchain_core`` and ``langgraph``.
 """
 
 from ._handler import RunCallbackHandler as RunCallbackHandler
+from ._messages import load_conversation as load_conversation
+from ._messages import to_langchain as to_langchain
+from ._repair import RepairReport as RepairReport
+from ._repair import repair_thread as repair_thread
+from ._repair import unanswered_tool_calls as unanswered_tool_calls
+from ._runner import CancelMode as CancelMode
+from ._runner import GraphOutcome as GraphOutcome
+from ._runner import run_graph as run_graph
 from ._signal import RunScope as RunScope
 from ._signal import bind_abort_signal as bind_abort_signal
 from ._signal import get_abort_signal as get_abort_signal
@@ -12,9 +20,17 @@ from ._translate import is_cancelled_tool_message as is_cancelled_tool_message
 
 __all__ = [
     "CANCELLED_MARK",
+    "CancelMode",
+    "GraphOutcome",
+    "RepairReport",
     "RunCallbackHandler",
     "RunScope",
     "bind_abort_signal",
     "get_abort_signal",
     "is_cancelled_tool_message",
+    "load_conversation",
+    "repair_thread",
+    "run_graph",
+    "to_langchain",
+    "unanswered_tool_calls",
 ]

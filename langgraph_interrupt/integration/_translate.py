@@ -91,6 +91,11 @@ class ChunkTranslator:
         """Tool call id -> name for every call with input but no output yet."""
         return {cid: c.name for cid, c in self._calls.items() if not c.answered}
 
+    def expect_call(self, call_id: str, name: str) -> None:
+        """Know a tool call announced by an earlier run (a resumed ``interrupt()``), so its
+        result answers the original tool part instead of announcing the call again."""
+        self._calls.setdefault(call_id, _Call(name or "tool"))
+
     # -- run -------------------------------------------------------------------------------
     def begin(self) -> list[Chunk]:
         if self._started:

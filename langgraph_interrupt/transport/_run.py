@@ -65,6 +65,7 @@ from ._output import MessageWriter, shielded, start_bounded, wait_shielded
 from ._trigger import Trigger
 
 if TYPE_CHECKING:
+    from ..channels import Channel
     from ._session import AgentSession
 
 __all__ = ["OnCancelled", "PipeResult", "Run", "RunState"]
@@ -176,6 +177,11 @@ class Run:
     @property
     def cancelled(self) -> bool:
         return self._controller.signal.aborted
+
+    @property
+    def channel(self) -> Channel:
+        """The session channel the run publishes on."""
+        return self._session.channel
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

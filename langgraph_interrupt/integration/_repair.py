@@ -1,0 +1,134 @@
+"""Checkpoint repair: after any cancel, the thread is valid for the next turn.
+
+Owns: :func:`repair_thread`. LangGraph leaves a cancelled thread broken (research §0.1-2):
+an ``AIMessage`` whose tool calls have no ``ToolMessage`` (the next turn fails with the
+providers' "tool_calls must be followed by tool messages" 400), and the partial answer the
+user already saw is not in the checkpoint. The repair writes, through ``aupdate_state``:
+
+1. the partial text of every LLM call that was still streaming, as an ``AIMessage`` marked
+   cancelled (``response_metadata["finish_reason"] == "cancelled"``), without the tool calls
+   it had not finished;
+2. a ``ToolMessage`` for every unanswered tool call: the real result when the tool had
+   completed (recorded by :class:`CancellableToolNode`), else ``status="error"`` saying it
+   was cancelled, marked machine-readably (:data:`CANCELLED_MARK`).
+
+It is idempotent and also runs before a new turn, which covers crashes and a new message sent
+while a human-in-the-loop question was pending.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+
+from ._translate import CANCELLED_MARK, LLMCall
+
+__all__ = ["RepairReport", "repair_thread", "unanswered_tool_calls"]
+
+logger = logging.getLogger("langgraph_interrupt.langgraph")
+
+
+@dataclass(frozen=True, slots=True)
+class RepairReport:
+    """What a repair wrote (empty lists when the thread was already valid)."""
+
+    partial_messages: list[str] = field(default_factory=list)  # ids of saved partial answers
+    completed_calls: list[str] = field(default_factory=list)  # answered with real results
+    cancelled_calls: list[str] = field(default_factory=list)  # answered "cancelled"
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.partial_messages or self.completed_calls or self.cancelled_calls)
+
+
+def unanswered_tool_calls(messages: Sequence[BaseMessage]) -> dict[str, str]:
+    """Tool call id -> tool name for every call (valid or invalid) with no ToolMessage."""
+    pending: dict[str, str] = {}
+    answered: set[str] = set()
+    for message in messages:
+        if isinstance(message, AIMessage):
+            for call in [*message.tool_calls, *message.invalid_tool_calls]:
+                call_id = call.get("id")
+                if isinstance(call_id, str) and call_id:
+                    pending[call_id] = str(call.get("name") or "tool")
+        elif isinstance(message, ToolMessage):
+            answered.add(message.tool_call_id)
+    return {cid: name for cid, name in pending.items() if cid not in answered}
+
+
+def _cancelled_tool_message(call_id: str, name: str, reason: str) -> ToolMessage:
+    return ToolMessage(f"Cancelled before it completed: {reason}.", tool_call_id=call_id,
+                       name=name, status="error", additional_kwargs={CANCELLED_MARK: True},
+                       response_metadata={CANCELLED_MARK: True})
+
+
+async def repair_thread(graph: Any, config: Mapping[str, Any], *,
+                        partial: Sequence[LLMCall] = (),
+                        tool_results: Mapping[str, Any] | None = None,
+                        reason: str = "cancelled", messages_key: str = "messages",
+                        tool_node: str | None = None) -> RepairReport:
+    """Make the checkpoint of ``config``'s thread valid; see the module docstring.
+
+    A graph without a checkpointer, or whose state has no list under ``messages_key``, has
+    nothing to repair (the channel is its memory, and :func:`to_langchain` answers dangling
+    calls when it rebuilds the conversation).
+    """
+    if getattr(graph, "checkpointer", None) is None:
+        return RepairReport()
+    state = await graph.aget_state(config)
+    values = getattr(state, "values", None)
+    messages = values.get(messages_key) if isinstance(values, Mapping) else None
+    if not isinstance(messages, list):
+        return RepairReport()
+    nodes = set(getattr(graph, "nodes", {}) or {})
+    report = RepairReport()
+    known_ids = {m.id for m in messages if getattr(m, "id", None)}
+
+    for call in partial:
+        text = call.partial_text
+        if not text.strip():
+            continue
+        message_id = call.message_id or f"cancelled-{uuid.uuid4()}"
+        if message_id in known_ids:
+            continue  # the message made it into the checkpoint after all
+        node = call.node if call.node in nodes else _fallback_node(nodes, tool_node)
+        saved = AIMessage(text, id=message_id,
+                          response_metadata={"finish_reason": "cancelled", CANCELLED_MARK: True},
+                          additional_kwargs={CANCELLED_MARK: True})
+        await graph.aupdate_state(config, {messages_key: [saved]}, as_node=node)
+        report.partial_messages.append(message_id)
+
+    dangling = unanswered_tool_calls(messages)
+    if dangling:
+        results = tool_results or {}
+        answers: list[BaseMessage] = []
+        for call_id, name in dangling.items():
+            done = results.get(call_id)
+            if isinstance(done, ToolMessage):
+                answers.append(done)
+                report.completed_calls.append(call_id)
+            else:
+                answers.append(_cancelled_tool_message(call_id, name, reason))
+                report.cancelled_calls.append(call_id)
+        node = tool_node if tool_node in nodes else (
+            "tools" if "tools" in nodes else _fallback_node(nodes, None))
+        await graph.aupdate_state(config, {messages_key: answers}, as_node=node)
+    if report.changed:
+        logger.info("repaired thread %s: %s", config.get("configurable", {}).get("thread_id"),
+                    report)
+    return report
+
+
+def _fallback_node(nodes: set[str], preferred: str | None) -> str | None:
+    if preferred and preferred in nodes:
+        return preferred
+    for name in ("agent", "model", "chatbot", "llm"):
+        if name in nodes:
+            return name
+    candidates = sorted(n for n in nodes if not n.startswith("__"))
+    return candidates[0] if candidates else None

@@ -1,0 +1,246 @@
+"""The graph runner: one compiled graph, one run, every outcome mapped onto the protocol.
+
+Owns: :func:`run_graph` and :class:`GraphOutcome`. Completed → ``ai-run-end{complete}``;
+``interrupt()`` → ``ai-run-suspend`` (a continuation resumes it with ``Command(resume=...)``
+and ``ai-run-resume``); an exception → ``ai-run-end{error}`` with code and message; a cancel
+→ ``ai-run-end{cancelled}``, after the checkpoint is repaired (:mod:`._repair`).
+
+Cancel modes. ``immediate``: stop now — LangGraph is asked to drain (so nodes polling
+``drain_requested`` stop too) and the graph task is cancelled at once, except that a running
+shielded node (``@cancellable(shielded=True)``) is waited for first. ``drain``: finish the
+current step (LangGraph's ``RunControl.request_drain``), then stop; after ``drain_grace``
+seconds it becomes immediate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphDrained
+from langgraph.runtime import RunControl
+from langgraph.types import Command
+
+from .._abort import CancelReason, RunCancelled, RunCancelledError
+from .._errors import OperationCancelledError
+from .._wire import EVENT_INPUT, H_EVENT_ID, read_envelope
+from ..transport import Run
+from ._handler import RunCallbackHandler
+from ._messages import load_conversation, to_langchain
+from ._repair import RepairReport, repair_thread
+from ._signal import RunScope, bind_abort_signal
+
+__all__ = ["AUTO", "CancelMode", "GraphOutcome", "run_graph"]
+
+logger = logging.getLogger("langgraph_interrupt.langgraph")
+
+CancelMode = Literal["immediate", "drain"]
+OutcomeReason = Literal["complete", "cancelled", "error", "suspended"]
+
+
+class _Auto:
+    def __repr__(self) -> str:
+        return "AUTO"
+
+
+AUTO: Any = _Auto()
+
+
+@dataclass(frozen=True, slots=True)
+class GraphOutcome:
+    """How a graph run ended. ``run_graph`` never raises for these: they are outcomes."""
+
+    reason: OutcomeReason
+    error: BaseException | None = None
+    cancel_reason: CancelReason | None = None
+    interrupts: tuple[Any, ...] = ()
+    repair: RepairReport | None = None
+    drained: bool = False  # a drain-mode cancel stopped at a step boundary
+
+
+async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
+                    config: RunnableConfig | None = None, cancel_mode: CancelMode = "immediate",
+                    drain_grace: float = 2.0, messages_key: str = "messages",
+                    tool_node: str | None = None) -> GraphOutcome:
+    """Run ``graph`` for ``run``: publish its output, map its outcome, leave the thread valid.
+
+    Args:
+        input: the graph input. By default it is built from the channel: the run's new user
+            message (with a checkpointer: only that message, thread id = session name), the
+            whole conversation (without one), or ``Command(resume=...)`` for a continuation
+            that answers a pending ``interrupt()``.
+        config: merged into the graph config; our callback handler is appended.
+        cancel_mode: ``"immediate"`` or ``"drain"`` (see the module docstring).
+        drain_grace: seconds a drain may take before it becomes immediate.
+        messages_key: the state key holding the conversation (for input and repair).
+        tool_node: the node name checkpoint repair answers tool calls as (default: "tools"
+            if the graph has it).
+    """
+    if run.state == "created":
+        try:
+            await run.start()
+        except OperationCancelledError:  # cancelled before it started: nothing to repair
+            return GraphOutcome("cancelled", cancel_reason=run.signal.reason)
+    scope = RunScope(run.signal)
+    handler = RunCallbackHandler(run, stop_on_cancel=False, scope=scope)
+    cfg = _config(graph, run, config, handler)
+    try:
+        if input is AUTO:
+            input = await _auto_input(graph, run, cfg, handler, messages_key, tool_node)
+    except Exception as exc:
+        logger.exception("run %s: could not build the graph input", run.run_id)
+        await run.end("error", error=exc)
+        return GraphOutcome("error", error=exc)
+
+    control = RunControl()
+    interrupts: list[Any] = []
+
+    async def drive() -> None:
+        with bind_abort_signal(scope):
+            async for part in graph.astream(input, cfg, stream_mode="updates", control=control):
+                if isinstance(part, Mapping) and "__interrupt__" in part:
+                    interrupts.extend(part["__interrupt__"])
+
+    task = asyncio.ensure_future(drive())
+    aborted = asyncio.ensure_future(run.signal.wait())
+    try:
+        await asyncio.wait({task, aborted}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await _stop(task, control, scope, run.signal.reason, cancel_mode, drain_grace)
+    except asyncio.CancelledError:  # the task running us: shutdown, the run ends cancelled
+        run.cancel(CancelReason("shutdown", "the task running the graph was cancelled"))
+        await _stop(task, control, scope, run.signal.reason, "immediate", 0)
+        await _finish_cancelled(graph, run, cfg, handler, scope, messages_key, tool_node)
+        raise
+    finally:
+        aborted.cancel()
+
+    error = None if task.cancelled() else task.exception()
+    if run.cancelled or task.cancelled() or isinstance(
+            error, GraphDrained | RunCancelled | RunCancelledError):
+        if not run.cancelled:  # cancelled by something else than the run's signal
+            run.cancel(CancelReason("error", "the graph was cancelled"))
+        repair = await _finish_cancelled(graph, run, cfg, handler, scope, messages_key,
+                                         tool_node)
+        return GraphOutcome("cancelled", cancel_reason=run.signal.reason, repair=repair,
+                            drained=isinstance(error, GraphDrained))
+    if error is not None:
+        logger.info("run %s: graph raised %r", run.run_id, error)
+        await run.end("error", error=error)
+        return GraphOutcome("error", error=error)
+    if interrupts:
+        await handler.flush()
+        await run.end_step("complete")
+        await run.suspend()
+        return GraphOutcome("suspended", interrupts=tuple(interrupts))
+    await run.end("complete")
+    return GraphOutcome("complete")
+
+
+async def _stop(task: asyncio.Future[None], control: RunControl, scope: RunScope,
+                reason: CancelReason | None, mode: CancelMode, grace: float) -> None:
+    control.request_drain(str(reason or "cancelled"))
+    if mode == "drain":
+        done, _ = await asyncio.wait({task}, timeout=grace)
+        if done:
+            return
+    elif scope.in_critical_section:
+        await scope.idle(timeout=grace)  # the shielded body finishes; its writes commit
+        done, _ = await asyncio.wait({task}, timeout=grace)  # the drain stops at the boundary
+        if done:
+            return
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+
+
+async def _finish_cancelled(graph: Any, run: Run, cfg: RunnableConfig,
+                            handler: RunCallbackHandler, scope: RunScope, messages_key: str,
+                            tool_node: str | None) -> RepairReport | None:
+    """Flush what was generated, repair the checkpoint, then end the run ``cancelled``:
+    the thread is valid before anyone can see the run ended."""
+    await handler.flush()
+    repair: RepairReport | None = None
+    try:
+        repair = await asyncio.shield(repair_thread(
+            graph, cfg, partial=handler.translator.open_llm_calls(),
+            tool_results=scope.tool_results, reason=str(run.signal.reason or "cancelled"),
+            messages_key=messages_key, tool_node=tool_node))
+    except Exception:
+        logger.exception("run %s: checkpoint repair failed", run.run_id)
+    await run.end("cancelled")
+    return repair
+
+
+def _config(graph: Any, run: Run, config: RunnableConfig | None,
+            handler: RunCallbackHandler) -> RunnableConfig:
+    cfg: dict[str, Any] = dict(config or {})
+    callbacks = cfg.get("callbacks")
+    if callbacks is None:
+        cfg["callbacks"] = [handler]
+    elif isinstance(callbacks, list):
+        cfg["callbacks"] = [*callbacks, handler]
+    else:  # a callback manager
+        callbacks = callbacks.copy()
+        callbacks.add_handler(handler, inherit=True)
+        cfg["callbacks"] = callbacks
+    configurable = dict(cfg.get("configurable") or {})
+    if getattr(graph, "checkpointer", None) is not None:
+        configurable.setdefault("thread_id", run.invocation.session_name)
+    cfg["configurable"] = configurable
+    return cfg  # type: ignore[return-value]
+
+
+async def _auto_input(graph: Any, run: Run, cfg: RunnableConfig, handler: RunCallbackHandler,
+                      messages_key: str, tool_node: str | None) -> Any:
+    trigger = run.trigger
+    assert trigger is not None
+    entries, raw = await load_conversation(run.channel)
+    payload = _trigger_payload(raw, trigger.event_id)
+    has_checkpointer = getattr(graph, "checkpointer", None) is not None
+    pending: tuple[Any, ...] = ()
+    if has_checkpointer:
+        state = await graph.aget_state(cfg)
+        pending = tuple(getattr(state, "interrupts", ()) or ())
+    if payload is not None and payload[0] in ("tool-result", "tool-result-error",
+                                              "tool-approval-response"):
+        kind, call_id, data = payload
+        for entry in entries:  # the resumed tool call answers into the original part
+            for part in entry.message.get("parts", []):
+                if call_id and isinstance(part, Mapping) and part.get("toolCallId") == call_id:
+                    handler.translator.expect_call(call_id, str(part.get("type", ""))[5:])
+        if pending:
+            return Command(resume=_resume_value(kind, data))
+    if has_checkpointer:
+        # A new message while interrupt() questions were pending (or after a crash) would
+        # leave tool calls unanswered: answer them "cancelled" before the new turn.
+        await repair_thread(graph, cfg, reason="superseded by a new message",
+                            messages_key=messages_key, tool_node=tool_node)
+        mine = [e.message for e in entries if e.codec_message_id == trigger.codec_message_id]
+        return {messages_key: to_langchain(mine)}
+    return {messages_key: to_langchain([e.message for e in entries])}
+
+
+def _trigger_payload(raw: list[Any], event_id: str) -> tuple[str, str | None, Any] | None:
+    for message in raw:
+        if message.name != EVENT_INPUT:
+            continue
+        envelope = read_envelope(message.extras)
+        if envelope is None or envelope.transport.get(H_EVENT_ID) != event_id:
+            continue
+        return envelope.codec.get("kind", ""), envelope.codec.get("toolCallId"), message.data
+    return None
+
+
+def _resume_value(kind: str, data: Any) -> Any:
+    if kind == "tool-result" and isinstance(data, Mapping):
+        return data.get("output")
+    if kind == "tool-result-error" and isinstance(data, Mapping):
+        return {"error": data.get("message")}
+    return data
+

@@ -1,0 +1,221 @@
+"""run_graph: outcomes mapped onto the run lifecycle, and a valid thread after any cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableLambda
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
+from langgraph.types import interrupt
+
+from langgraph_interrupt import AgentSession, ClientSession
+from langgraph_interrupt.integration import (
+    get_abort_signal,
+    is_cancelled_tool_message,
+    run_graph,
+    unanswered_tool_calls,
+)
+from langgraph_interrupt.testing import (
+    FakeStreamingChatModel,
+    StrictFakeChatModel,
+    find_history_errors,
+)
+from tests.helpers import describe, run_records
+
+
+def chat_graph(model: Any, tools: list[Any] | None = None, *, checkpointer: Any = None,
+               tool_node: Any = None) -> Any:
+    async def agent_node(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    def sync_agent_node(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", RunnableLambda(sync_agent_node, afunc=agent_node))
+    builder.add_edge(START, "agent")
+    if tools:
+        builder.add_node("tools", tool_node or ToolNode(tools))
+        builder.add_conditional_edges("agent", tools_condition)
+        builder.add_edge("tools", "agent")
+    return builder.compile(checkpointer=checkpointer)
+
+
+async def serve(agent: AgentSession, graph: Any, handle: Any, **kwargs: Any) -> Any:
+    return await run_graph(graph, agent.create_run(handle.invocation), **kwargs)
+
+
+async def test_a_completed_graph_ends_the_run_complete_with_the_answer(
+        client: ClientSession, agent: AgentSession) -> None:
+    graph = chat_graph(FakeStreamingChatModel(["Hello from the graph."]),
+                       checkpointer=InMemorySaver())
+    handle = await client.send("hi")
+    outcome = await serve(agent, graph, handle)
+    assert outcome.reason == "complete"
+    assert (await handle.wait_ended()).status == "complete"
+    assert client.messages[-1]["parts"][-1]["text"] == "Hello from the graph."
+    state = await graph.aget_state({"configurable": {"thread_id": handle.invocation.session_name}})
+    assert [m.type for m in state.values["messages"]] == ["human", "ai"]
+    assert state.values["messages"][0].content == "hi"
+
+
+async def test_without_a_checkpointer_the_conversation_is_rebuilt_from_the_channel(
+        client: ClientSession, agent: AgentSession) -> None:
+    model = FakeStreamingChatModel(["First answer.", "Second answer."])
+    graph = chat_graph(model)
+    first = await client.send("one")
+    await serve(agent, graph, first)
+    second = await client.send("two")
+    await serve(agent, graph, second)
+    prompt = model.calls[-1]
+    assert [(m.type, m.content) for m in prompt] == [
+        ("human", "one"), ("ai", "First answer."), ("human", "two")]
+
+
+async def test_an_exception_in_the_graph_ends_the_run_error_with_code_and_message(
+        client: ClientSession, agent: AgentSession) -> None:
+    def broken(messages: list[Any]) -> AIMessage:
+        raise ValueError("the model is down")
+
+    graph = chat_graph(FakeStreamingChatModel(responder=broken))
+    handle = await client.send("hi")
+    outcome = await serve(agent, graph, handle)
+    assert outcome.reason == "error"
+    info = await handle.wait_ended()
+    assert info.status == "error"
+    assert info.error_message and "the model is down" in info.error_message
+
+
+async def test_cancel_mid_llm_saves_the_partial_text_and_the_next_turn_is_valid(
+        client: ClientSession, agent: AgentSession) -> None:
+    words = " ".join(f"w{i}" for i in range(300))
+    model = StrictFakeChatModel([words, "A fresh answer."], token_delay=0.002)
+    graph = chat_graph(model, checkpointer=InMemorySaver())
+    handle = await client.send("talk")
+    task = asyncio.create_task(serve(agent, graph, handle))
+    await client.wait_for(lambda c: bool(c.messages) and "w5 " in str(c.messages[-1]["parts"]))
+    await handle.cancel()
+    outcome = await task
+    assert outcome.reason == "cancelled"
+    assert outcome.repair is not None and outcome.repair.partial_messages
+    seen = client.messages[-1]["parts"][-1]["text"]
+    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
+    messages = (await graph.aget_state(cfg)).values["messages"]
+    assert messages[-1].type == "ai"
+    assert messages[-1].content == seen, "the checkpoint holds exactly what the user saw"
+    assert messages[-1].response_metadata["finish_reason"] == "cancelled"
+    assert find_history_errors(messages) == []
+    again = await client.send("and now?")
+    assert (await serve(agent, graph, again)).reason == "complete"
+    assert client.messages[-1]["parts"][-1]["text"] == "A fresh answer."
+
+
+SEARCHES = AIMessage(content="Looking.", tool_calls=[
+    {"name": "slow_search", "args": {"q": "a"}, "id": "call_a"},
+    {"name": "slow_search", "args": {"q": "b"}, "id": "call_b"}])
+
+
+async def test_cancel_mid_tool_answers_every_call_and_the_next_turn_is_valid(
+        client: ClientSession, agent: AgentSession) -> None:
+    started = threading.Event()
+
+    @tool
+    async def slow_search(q: str) -> str:
+        """Search slowly."""
+        started.set()
+        await asyncio.Event().wait()  # until cancelled
+        return "never"
+
+    model = StrictFakeChatModel([SEARCHES, "Answer after the cancel."])
+    graph = chat_graph(model, [slow_search], checkpointer=InMemorySaver())
+    handle = await client.send("search")
+    task = asyncio.create_task(serve(agent, graph, handle))
+    await asyncio.to_thread(started.wait, 5)
+    await handle.cancel()
+    outcome = await task
+    assert outcome.reason == "cancelled"
+    assert sorted(outcome.repair.cancelled_calls) == ["call_a", "call_b"]
+    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
+    messages = (await graph.aget_state(cfg)).values["messages"]
+    assert unanswered_tool_calls(messages) == {}
+    assert all(is_cancelled_tool_message(m) for m in messages if m.type == "tool")
+    parts = [p for p in client.messages[-1]["parts"] if p["type"] == "tool-slow_search"]
+    assert [p["state"] for p in parts] == ["output-error", "output-error"]
+    assert all("ancel" in p["errorText"] for p in parts)
+    ops = [describe(r) for r in run_records(agent.channel._broker, outcome_run_id(client))]
+    assert ops[-1] == ("ai-run-end", "cancelled")
+    again = await client.send("what happened?")
+    assert (await serve(agent, graph, again)).reason == "complete"
+
+
+def outcome_run_id(client: ClientSession) -> str:
+    return client.runs[-1].run_id
+
+
+async def test_drain_mode_finishes_the_running_step_then_stops(
+        client: ClientSession, agent: AgentSession) -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    @tool
+    def steps(q: str) -> str:
+        """A sync tool that polls the signal between steps."""
+        started.set()
+        signal = get_abort_signal()
+        done = 0
+        while done < 100 and not signal.aborted:
+            release.wait(0.005)
+            done += 1
+        return f"stopped after {done} steps" if signal.aborted else "all done"
+
+    model = StrictFakeChatModel([AIMessage(content="", tool_calls=[
+        {"name": "steps", "args": {"q": "x"}, "id": "call_s"}]), "never reached"])
+    graph = chat_graph(model, [steps], checkpointer=InMemorySaver())
+    handle = await client.send("work")
+    task = asyncio.create_task(serve(agent, graph, handle, cancel_mode="drain"))
+    await asyncio.to_thread(started.wait, 5)
+    await handle.cancel()
+    outcome = await task
+    assert outcome.reason == "cancelled" and outcome.drained
+    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
+    messages = (await graph.aget_state(cfg)).values["messages"]
+    assert messages[-1].type == "tool" and messages[-1].content.startswith("stopped after")
+    assert outcome.repair is not None and not outcome.repair.changed
+    assert len(model.calls) == 1, "the drained run did not call the model again"
+
+
+async def test_interrupt_in_a_tool_suspends_and_the_continuation_resumes_to_complete(
+        client: ClientSession, agent: AgentSession) -> None:
+    @tool
+    def delete_file(path: str) -> str:
+        """Delete a file after asking."""
+        answer = interrupt({"question": f"Delete {path}?"})
+        return f"deleted {path}" if answer == "yes" else "kept"
+
+    model = StrictFakeChatModel([AIMessage(content="", tool_calls=[
+        {"name": "delete_file", "args": {"path": "/a"}, "id": "call_d"}]), "Done."])
+    graph = chat_graph(model, [delete_file], checkpointer=InMemorySaver())
+    handle = await client.send("delete /a")
+    outcome = await serve(agent, graph, handle)
+    assert outcome.reason == "suspended" and outcome.interrupts
+    run_id = client.runs[-1].run_id
+    await client.wait_for(
+        lambda c: c.run(run_id) is not None and c.run(run_id).status == "suspended")
+    cmid = next(e.codec_message_id for e in client.decoder.entries()
+                if e.message["role"] == "assistant")
+    resume = await client.send_tool_result(run_id=run_id, codec_message_id=cmid,
+                                           tool_call_id="call_d", output="yes")
+    outcome = await serve(agent, graph, resume)
+    assert outcome.reason == "complete"
+    info = await client.wait_run_ended(run_id, timeout=2)
+    assert info.status == "complete"
+    tool_parts = [p for m in client.messages for p in m["parts"]
+                  if p.get("toolCallId") == "call_d"]
+    assert len(tool_parts) == 1 and tool_parts[0]["state"] == "output-available"
+    assert tool_parts[0]["output"] == "deleted /a"
