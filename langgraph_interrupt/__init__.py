@@ -1,7 +1,11 @@
 """langgraph_interrupt: interruptible LangGraph agents over the Ably AI Transport protocol.
 
-The public API is exactly what ``__all__`` lists; everything else is private.
+The public API is exactly what ``__all__`` lists; everything else is private. The LangGraph
+integration is imported on first use (``langgraph_interrupt.run_graph``), so the transport
+alone imports in milliseconds, without LangChain.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._abort import AbortController as AbortController
 from ._abort import AbortSignal as AbortSignal
@@ -43,11 +47,39 @@ from .transport import Run as Run
 from .transport import RunInfo as RunInfo
 from .transport import SendHandle as SendHandle
 
+if TYPE_CHECKING:
+    from .integration import CancelMode as CancelMode
+    from .integration import GraphOutcome as GraphOutcome
+    from .integration import RunCallbackHandler as RunCallbackHandler
+    from .integration import get_abort_signal as get_abort_signal
+    from .integration import run_graph as run_graph
+
+_LAZY = {
+    "CancelMode": "integration",
+    "GraphOutcome": "integration",
+    "RunCallbackHandler": "integration",
+    "get_abort_signal": "integration",
+    "run_graph": "integration",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'langgraph_interrupt' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "AITransportError",
     "AbortController",
     "AbortSignal",
     "AgentSession",
+    "CancelMode",
     "CancelReason",
     "CancelRequest",
     "CancelSource",
@@ -58,6 +90,7 @@ __all__ = [
     "ClientSession",
     "EncoderRecoveryFailedError",
     "ErrorCode",
+    "GraphOutcome",
     "HistoryFetchFailedError",
     "HistoryPage",
     "InMemoryBroker",
@@ -71,6 +104,7 @@ __all__ = [
     "OutboundMessage",
     "PipeResult",
     "Run",
+    "RunCallbackHandler",
     "RunCancelled",
     "RunCancelledError",
     "RunInfo",
@@ -83,4 +117,6 @@ __all__ = [
     "UnsupportedChunkError",
     "WireRecord",
     "__version__",
+    "get_abort_signal",
+    "run_graph",
 ]

@@ -10,16 +10,16 @@ import langgraph_interrupt
 PACKAGE = Path(langgraph_interrupt.__file__).parent
 
 PUBLIC = [
-    "AITransportError", "AbortController", "AbortSignal", "AgentSession", "CancelReason",
-    "CancelRequest", "CancelSource", "Channel", "ChannelContinuityLostError", "ChannelError",
-    "ChannelMessage", "ClientSession", "EncoderRecoveryFailedError", "ErrorCode",
-    "HistoryFetchFailedError", "HistoryPage", "InMemoryBroker", "InMemoryChannel",
+    "AITransportError", "AbortController", "AbortSignal", "AgentSession", "CancelMode",
+    "CancelReason", "CancelRequest", "CancelSource", "Channel", "ChannelContinuityLostError",
+    "ChannelError", "ChannelMessage", "ClientSession", "EncoderRecoveryFailedError", "ErrorCode",
+    "GraphOutcome", "HistoryFetchFailedError", "HistoryPage", "InMemoryBroker", "InMemoryChannel",
     "InputEventNotFoundError", "InvalidArgumentError", "InvalidInvocationError", "Invocation",
     "MutableMessagesDisabledError", "OperationCancelledError", "OutboundMessage", "PipeResult",
-    "Run", "RunCancelled", "RunCancelledError", "RunInfo", "RunLifecycleError", "SendHandle",
-    "SessionClosedError",
-    "StreamError", "UIMessageDecoder", "UIMessageEncoder", "UnsupportedChunkError",
-    "WireRecord", "__version__",
+    "Run", "RunCallbackHandler", "RunCancelled", "RunCancelledError", "RunInfo",
+    "RunLifecycleError", "SendHandle", "SessionClosedError", "StreamError", "UIMessageDecoder",
+    "UIMessageEncoder", "UnsupportedChunkError", "WireRecord", "__version__", "get_abort_signal",
+    "run_graph",
 ]
 
 
@@ -100,3 +100,12 @@ def test_each_layer_imports_only_layers_below_it() -> None:
             target_parts = [*base, *[p for p in module.split(".") if p]]
             target = target_parts[0] if target_parts else top
             assert _layer(target.removesuffix(".py")) <= here, f"{rel} imports {module}"
+
+
+def test_the_transport_imports_without_langchain_and_the_integration_loads_on_use() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, langgraph_interrupt as li; assert 'langchain_core' not in sys.modules; "
+            "li.run_graph; assert 'langchain_core' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
