@@ -8,16 +8,18 @@ after the test. The broker itself is ``tests/ably_broker``'s ``ably_broker`` fix
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from ably import AblyRealtime
 
-from langgraph_interrupt.channels import AblyChannel
+from langgraph_interrupt import InMemoryBroker
+from langgraph_interrupt.channels import AblyChannel, Channel
 from langgraph_interrupt.testing.ably_broker import AblyBroker
 from tests.ably_broker.conftest import ably_broker
 
-__all__ = ["OpenAbly", "ably_broker", "open_ably"]
+__all__ = ["Backend", "OpenAbly", "ably_broker", "backend", "open_ably"]
 
 OpenAbly = Callable[..., Awaitable[AblyChannel]]
 
@@ -35,3 +37,30 @@ async def open_ably(ably_broker: AblyBroker) -> AsyncIterator[OpenAbly]:
     yield open_
     for client in clients:
         await client.close()
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A channel backend under test: ``await backend.open(name, client_id)``."""
+
+    kind: str
+    open: Callable[[str, str | None], Awaitable[Channel]]
+
+
+@pytest.fixture(params=["memory", "ably"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Each test using it runs twice: on the in-memory broker, and on AblyChannel over the
+    offline broker with one real SDK connection per participant."""
+    if request.param == "memory":
+        broker = InMemoryBroker()
+
+        async def open_memory(name: str, client_id: str | None) -> Channel:
+            return broker.channel(name, client_id=client_id)
+
+        return Backend("memory", open_memory)
+    open_real: OpenAbly = request.getfixturevalue("open_ably")
+
+    async def open_ably_channel(name: str, client_id: str | None) -> Channel:
+        return await open_real(name, client_id)
+
+    return Backend("ably", open_ably_channel)
