@@ -11,6 +11,7 @@ name for the pytest side to assert on after the Node scenarios ran.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,41 @@ from langgraph_interrupt.transport import CancelRequest
 
 TEXT = ["Hello", ", ", "world", "!"]
 HELD = ["one ", "two ", "three ", "four ", "five ", "six "]
+WEATHER_ARGS = ['{"city', '": "Par', 'is"}']
+WEATHER = {"city": "Paris", "forecast": "sunny", "celsius": 21}
+
+
+def tool_call(call_id: str, name: str, pieces: Sequence[str]) -> list[dict[str, Any]]:
+    """A tool call whose JSON input streams in ``pieces`` (as a model streams it)."""
+    return [
+        {"type": "tool-input-start", "toolCallId": call_id, "toolName": name},
+        *({"type": "tool-input-delta", "toolCallId": call_id, "inputTextDelta": p}
+          for p in pieces),
+        {"type": "tool-input-available", "toolCallId": call_id, "toolName": name,
+         "input": json.loads("".join(pieces))},
+    ]
+
+
+def server_tool_answer() -> list[dict[str, Any]]:
+    """Step 1: the model calls ``get_weather`` (run by the agent); step 2: it answers."""
+    return [
+        {"type": "start"}, {"type": "start-step"},
+        *tool_call("call-1", "get_weather", WEATHER_ARGS),
+        {"type": "tool-output-available", "toolCallId": "call-1", "output": WEATHER},
+        {"type": "finish-step"}, {"type": "start-step"},
+        {"type": "text-start", "id": "txt-1"},
+        {"type": "text-delta", "id": "txt-1", "delta": "Sunny, "},
+        {"type": "text-delta", "id": "txt-1", "delta": "21°C."},
+        {"type": "text-end", "id": "txt-1"},
+        {"type": "finish-step"}, {"type": "finish", "finishReason": "stop"},
+    ]
+
+
+def client_tool_request() -> list[dict[str, Any]]:
+    """The model asks the client to run ``get_location`` and stops (``tool-calls``)."""
+    return [{"type": "start"}, {"type": "start-step"},
+            *tool_call("call-loc", "get_location", ["{}"]),
+            {"type": "finish-step"}, {"type": "finish", "finishReason": "tool-calls"}]
 
 
 class GatedTokens:
@@ -87,6 +123,7 @@ class RunRecord:
     run: Run
     source: GatedTokens | None = None
     result: PipeResult | None = None
+    continuation: bool = False
     cancel_requests: list[tuple[str | None, bool]] = field(default_factory=list)
 
     @property
@@ -109,6 +146,9 @@ class ScenarioAgent:
       a rejected cancel releases the answer (the run goes on streaming to the end).
     * ``error``: two tokens, then the model raises (the run ends ``error``, 104008).
     * ``raise``: the agent itself raises after starting the run.
+    * ``tool-call``: a server tool call (streamed input, then its output), then text.
+    * ``client-tool``: asks the client to run a tool and suspends; the client's tool result
+      (a continuation naming the run) resumes the same run, which then answers.
     """
 
     def __init__(self) -> None:
@@ -124,6 +164,9 @@ class ScenarioAgent:
         if scenario == "raise":
             await run.start()
             raise RuntimeError("the agent crashed")
+        if scenario in ("tool-call", "client-tool"):
+            await self._tools(run, record)
+            return
         held = scenario in ("hold", "tail", "alongside", "owner-only")
         source = GatedTokens(HELD if held else TEXT, allowed=2 if held else None,
                              fail_at=2 if scenario == "error" else None)
@@ -141,6 +184,22 @@ class ScenarioAgent:
                 releasing.cancel()
             if run.end_reason == "cancelled":
                 self._cancelled_event(request.session_name).set()
+
+    async def _tools(self, run: Run, record: RunRecord) -> None:
+        await run.start()
+        assert run.trigger is not None
+        record.continuation = run.trigger.is_continuation
+        if record.scenario == "tool-call":
+            chunks = server_tool_answer()
+        elif run.trigger.is_continuation:
+            chunks = text_chunks(["You are ", "in Paris."])
+        else:
+            chunks = client_tool_request()
+        record.result = await run.pipe(chunks)
+        if record.result.suspend_requested:
+            await run.suspend()
+        else:
+            await run.end(record.result)
 
     def _cancelled_event(self, session: str) -> asyncio.Event:
         return self._cancelled.setdefault(session, asyncio.Event())

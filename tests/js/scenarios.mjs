@@ -142,6 +142,32 @@ function snapshot(session) {
   };
 }
 
+/** The first tool part of the view (with the assistant message's codec-message-id). */
+function toolPart(session) {
+  for (const { codecMessageId, message } of session.view.getMessages()) {
+    const part = message.parts.find((p) => p.type.startsWith('tool-') || p.type === 'dynamic-tool');
+    if (part) {
+      const { type, toolCallId, state, input, output, errorText } = part;
+      return { codecMessageId, type, toolCallId, state, input, output, errorText };
+    }
+  }
+  return undefined;
+}
+
+/** Record each distinct (state, input) of the first tool part as the view goes through it. */
+function watchToolStates(session) {
+  const states = [];
+  const record = () => {
+    const part = toolPart(session);
+    if (!part) return;
+    const seen = { state: part.state, input: part.input ?? null };
+    if (JSON.stringify(states.at(-1)) !== JSON.stringify(seen)) states.push(seen);
+  };
+  session.tree.on('output', record);
+  session.view.on('update', record);
+  return states;
+}
+
 const handle = (run) => ({ runId: run.runId, status: run.status, error: errorInfo(run.error) });
 
 // -- useChat without React: ai@7's AbstractChat with a plain state (what @ai-sdk/react's Chat
@@ -345,6 +371,44 @@ const scenarios = {
     await intruder.session.cancel(runId);
     await ended(owner.session, runId, 'complete');
     return { runId, text: textOf(owner.session, runId), handle: handle(run), view: snapshot(owner.session), errors: owner.errors };
+  },
+
+  // A server tool call: its input streams into the tool part, then its output arrives, then
+  // the answer of the second step.
+  async 'tool-call'(channel) {
+    const { session, errors } = await open('user-1', channel);
+    const states = watchToolStates(session);
+    const run = await send(session, 'weather in Paris?');
+    await post(run, 'tool-call');
+    const runId = await started(session, run);
+    await ended(session, runId, 'complete');
+    return { runId, states, tool: toolPart(session), text: textOf(session, runId), view: snapshot(session), errors };
+  },
+
+  // A client tool: the run suspends; the client sends the tool result naming the run (the
+  // core API's continuation) and POSTs it; the same run resumes and answers.
+  async 'client-tool'(channel) {
+    const { session, errors } = await open('user-1', channel);
+    const run = await send(session, 'where am I?');
+    await post(run, 'client-tool');
+    const runId = await started(session, run);
+    await until(session, () => statusOf(session, runId) === 'suspended', 'the run suspended');
+    const asked = toolPart(session);
+    const result = codec.createToolResult(asked.codecMessageId, { toolCallId: asked.toolCallId, output: { city: 'Paris' } });
+    const continuation = await session.view.send([result], { runId });
+    const http = await post(continuation, 'client-tool');
+    await started(session, continuation);
+    await ended(session, runId, 'complete');
+    return {
+      runId,
+      asked,
+      continuationRunId: continuation.runId,
+      http,
+      tool: toolPart(session),
+      text: textOf(session, runId),
+      view: snapshot(session),
+      errors,
+    };
   },
 
   // The model fails mid-answer: the run ends `error` with code and message.

@@ -21,9 +21,10 @@ from .harness import InteropServer, report_of, run_scenarios
 from .scenario_agent import HELD, ScenarioAgent
 
 SCENARIOS = [
-    "text", "stop-by-run-id", "stop-before-start", "tail-after-cancel", "cancel-then-send",
-    "send-alongside", "cancel-from-second-device", "on-cancel-rejected", "agent-error",
-    "agent-raises", "chat-transport", "chat-stop", "chat-unknown-session",
+    "text", "tool-call", "client-tool", "stop-by-run-id", "stop-before-start",
+    "tail-after-cancel", "cancel-then-send", "send-alongside", "cancel-from-second-device",
+    "on-cancel-rejected", "agent-error", "agent-raises", "chat-transport", "chat-stop",
+    "chat-unknown-session",
 ]
 FULL_HELD = "".join(HELD)
 
@@ -49,6 +50,7 @@ class Interop:
                 "sent": r.source.sent if r.source else None,
                 "finalised": r.source.finalised.is_set() if r.source else None,
                 "cancel_requests": list(r.cancel_requests),
+                "continuation": r.continuation,
             } for r in self.agent.log.get(channel, [])]
 
         result: list[dict[str, Any]] = self.server.call(read)
@@ -90,6 +92,41 @@ def test_js_client_sends_and_streams_a_text_answer(interop) -> None:
     assert report["errors"] == []
     [seen] = interop.agent_saw("text")
     assert (seen["extra"], seen["end_reason"]) == ({"scenario": "text"}, "complete")
+
+
+def test_js_client_shows_a_server_tool_call_with_streamed_input_and_output(interop) -> None:
+    report = interop.report("tool-call")
+
+    states = [seen["state"] for seen in report["states"]]
+    assert [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s] == [
+        "input-streaming", "input-available", "output-available"]
+    tool = report["tool"]
+    assert (tool["type"], tool["toolCallId"]) == ("tool-get_weather", "call-1")
+    assert tool["input"] == {"city": "Paris"}
+    assert tool["output"] == {"city": "Paris", "forecast": "sunny", "celsius": 21}
+    assert report["text"] == "Sunny, 21°C."
+    assert [m["role"] for m in report["view"]["messages"]] == ["user", "assistant"]
+    assert report["view"]["messages"][1]["parts"] == ["step-start", "tool-get_weather",
+                                                      "step-start", "text"]
+    assert run_info(report["view"], report["runId"])["status"] == "complete"
+
+
+def test_a_client_tool_suspends_the_run_and_the_tool_result_resumes_it(interop) -> None:
+    report = interop.report("client-tool")
+    run_id = report["runId"]
+
+    assert (report["asked"]["type"], report["asked"]["state"]) == ("tool-get_location",
+                                                                   "input-available")
+    assert report["continuationRunId"] == run_id  # resumed, not a new run
+    assert report["http"]["status"] == 200
+    assert report["tool"]["state"] == "output-available"
+    assert report["tool"]["output"] == {"city": "Paris"}
+    assert report["text"] == "You are in Paris."
+    assert [r["runId"] for r in report["view"]["runs"]] == [run_id]
+    assert run_info(report["view"], run_id)["status"] == "complete"
+    seen = interop.agent_saw("client-tool")
+    assert [(s["run_id"], s["continuation"], s["end_reason"]) for s in seen] == [
+        (run_id, False, None), (run_id, True, "complete")]  # suspended, then resumed
 
 
 # -- Stop ------------------------------------------------------------------------------------------
