@@ -8,6 +8,15 @@ test's event loop, so one instance serves a whole module.
 
 :func:`run_scenarios` runs a Node script once for many scenarios (they run concurrently,
 each on its own session channel) and returns each scenario's JSON report.
+
+Adding scenarios for another agent (the LangGraph ones: a tool call with streamed input and
+output, Stop while tools run, an ``interrupt()`` and its continuation): write
+``tests/js/<name>.mjs`` importing ``./lib/client.mjs`` (one ``async (channel) => report``
+per scenario, then ``await runScenarios(scenarios)``), and a pytest module whose module
+fixture starts ``InteropServer(graph, cancel_mode=...)`` (a compiled graph is run with
+``run_graph``) and calls ``run_scenarios(server, "<name>.mjs", [...])`` once, as
+``test_interop.py`` does. ``scenarios.mjs``'s ``client-tool`` scenario already sends the
+continuation an ``interrupt()`` waits for (a tool result naming the suspended run).
 """
 
 from __future__ import annotations
