@@ -1,18 +1,35 @@
 """Terminal demo: stream an answer, press Stop mid-stream, watch the run end cleanly.
 
-Runs offline on the embedded broker. A Python client sends a message, an agent streams a
-scripted answer token by token, the client cancels after a few tokens, and every wire
-event is printed as the client sees it.
+A Python client sends a message, an agent streams a scripted answer token by token, the
+client cancels after a few tokens, and every wire event is printed as the client sees it.
+Where the channel lives:
 
-    python examples/demo.py [--stop-after N] [--delay SECONDS]
+* by default, the embedded in-memory broker (nothing to install or configure);
+* ``--ably-local``: the offline Ably broker on 127.0.0.1, with agent and client on their own
+  real ably-python connections (``AblyChannel``); needs the ``testing`` extra;
+* ``ABLY_API_KEY`` set (and no ``--ably-local``): real Ably, on a fresh channel in the ``ai:``
+  namespace, which needs the mutable-messages rule (see docs/ably.md).
+
+    python examples/demo.py [--ably-local] [--channel NAME] [--stop-after N] [--delay SECONDS]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-from langgraph_interrupt import AgentSession, ChannelMessage, ClientSession, InMemoryBroker
+from langgraph_interrupt import (
+    AgentSession,
+    Channel,
+    ChannelMessage,
+    ClientSession,
+    InMemoryBroker,
+)
 from langgraph_interrupt.testing import ScriptedStream
 
 ANSWER = ("The sea covers about seventy-one percent of the Earth. It holds most of the "
@@ -76,11 +93,52 @@ class Printer:
         print(f"  {who:<7} {name:<15} {detail}")
 
 
-async def main(stop_after: int, delay: float) -> None:
-    broker = InMemoryBroker()
-    print(f"langgraph_interrupt demo: embedded broker, channel {SESSION!r}\n")
-    async with ClientSession(broker.channel(SESSION, client_id="user-1")) as client, \
-            AgentSession(broker.channel(SESSION, client_id="agent")) as agent:
+@contextlib.asynccontextmanager
+async def backend(ably_local: bool, channel: str | None
+                  ) -> AsyncIterator[tuple[str, str, Callable[[str], Channel]]]:
+    """Yields (description, channel name, ``open(client_id) -> Channel``)."""
+    key = os.environ.get("ABLY_API_KEY")
+    if not ably_local and not key:
+        broker = InMemoryBroker()
+        name = channel or SESSION
+        yield "embedded broker", name, lambda client_id: broker.channel(name, client_id=client_id)
+        return
+    from langgraph_interrupt.channels import AblyChannel  # imports the ably SDK
+
+    name = channel or f"{SESSION}-{uuid.uuid4().hex[:8]}"  # a fresh channel: empty history
+    opened: list[AblyChannel] = []
+
+    def open_with(options: Callable[[str], dict[str, Any]]) -> Callable[[str], Channel]:
+        def open_(client_id: str) -> Channel:
+            opened.append(AblyChannel.from_options(name, **options(client_id)))
+            return opened[-1]
+        return open_
+
+    async with contextlib.AsyncExitStack() as stack:
+        if ably_local:
+            from langgraph_interrupt.testing.ably_broker import AblyBroker
+
+            local = await stack.enter_async_context(AblyBroker())
+            description = f"offline Ably broker on {local.http_url}, real ably-python SDK"
+            yield description, name, open_with(local.python_client_options)
+        else:
+            yield "Ably (ABLY_API_KEY)", name, open_with(
+                lambda client_id: {"key": key, "client_id": client_id})
+        for opened_channel in opened:
+            await opened_channel.close()
+
+
+async def main(stop_after: int, delay: float, *, ably_local: bool = False,
+               channel: str | None = None) -> None:
+    async with backend(ably_local, channel) as (description, name, open_channel):
+        print(f"langgraph_interrupt demo: {description}, channel {name!r}\n")
+        await converse(open_channel, stop_after, delay)
+
+
+async def converse(open_channel: Callable[[str], Channel], stop_after: int,
+                   delay: float) -> None:
+    async with ClientSession(open_channel("user-1")) as client, \
+            AgentSession(open_channel("agent")) as agent:
         client.on_message(Printer())
         handle = await client.send("Tell me about the sea.")
 
@@ -110,5 +168,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stop-after", type=int, default=8, help="tokens before Stop")
     parser.add_argument("--delay", type=float, default=0.05, help="seconds per token")
+    parser.add_argument("--ably-local", action="store_true",
+                        help="run over the offline Ably broker with the real SDK")
+    parser.add_argument("--channel", help="channel name (default: a fresh one on Ably)")
     args = parser.parse_args()
-    asyncio.run(main(args.stop_after, args.delay))
+    asyncio.run(main(args.stop_after, args.delay, ably_local=args.ably_local,
+                     channel=args.channel))
