@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.runtime import Runtime
@@ -127,6 +127,30 @@ async def test_a_drop_in_run_skips_nodes_after_the_client_cancels(
 
 
 # -- signal, signature and injection --------------------------------------------------------
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_the_body_keeps_the_drop_in_signal_under_a_runnable_with_its_own_callbacks(
+        kind: str, client: ClientSession, agent: AgentSession) -> None:
+    """Drop-in mode finds the run through the callbacks in the config; code in the body that
+    runs a runnable with other callbacks loses them, but not the signal the node bound."""
+    probe: RunnableLambda[Any, Any] = RunnableLambda(lambda _: get_abort_signal())
+    seen: list[Any] = []
+
+    def node_sync(state: MessagesState) -> dict[str, Any]:
+        seen.append(probe.invoke(None, {"callbacks": []}))
+        return {"messages": [AIMessage("done")]}
+
+    async def node_async(state: MessagesState) -> dict[str, Any]:
+        seen.append(await probe.ainvoke(None, {"callbacks": []}))
+        return {"messages": [AIMessage("done")]}
+
+    graph = chain(cancellable(node_sync if kind == "sync" else node_async))
+    handle = await client.send("go")
+    async with agent.create_run(handle.invocation) as run:
+        await graph.ainvoke({"messages": [HumanMessage("go")]},
+                            config={"callbacks": [RunCallbackHandler(run)]})
+        assert seen == [run.signal]
+
+
 @pytest.mark.parametrize("decorate", DECORATORS.values(), ids=DECORATORS.keys())
 @pytest.mark.parametrize(("mode", "kind"), [("sync", "sync"), ("async", "sync"),
                                             ("async", "async")])  # no async node under invoke
@@ -291,8 +315,10 @@ async def test_a_shielded_sync_body_is_a_critical_section_while_it_runs() -> Non
         graph_task = asyncio.create_task(
             chain(save, plain).ainvoke({"messages": [HumanMessage("x")]}))
         assert await asyncio.to_thread(entered.wait, 10)
-        assert scope.in_critical_section, "a cancel would not wait for the sync body"
-        release.set()
+        try:
+            assert scope.in_critical_section, "a cancel would not wait for the sync body"
+        finally:
+            release.set()
         result = await graph_task
         assert not scope.in_critical_section
     assert [m.text for m in result["messages"]] == ["x", "saved", "plain"]
