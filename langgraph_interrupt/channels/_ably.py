@@ -21,6 +21,12 @@ How each protocol promise maps onto the SDK (ably-python 3.1.x):
   ``untilAttach``, which ably-python lacks). :attr:`attach_serial` is the newest message at
   or before it, found with one REST request per attach (``None`` on an empty channel), so
   it names a real message as it does on every backend.
+* **Handles share the SDK's channel.** The SDK keeps one channel object per name and client,
+  so several handles (say, concurrent per-request sessions of one worker) share its
+  attachment. A handle joining an attachment that already exists bounds its history by the
+  last position the SDK has received (``_RealtimeChannel__channel_serial``): everything up to
+  there is history, everything after is delivered to it live. The SDK channel is detached
+  when its last attached handle detaches.
 * **history** → REST ``GET /channels/<name>/messages`` newest first, paged by the SDK's
   ``Link`` handling.
 
@@ -37,6 +43,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlencode
@@ -45,6 +52,7 @@ from ably import AblyRealtime  # type: ignore[import-untyped]
 from ably.http.paginatedresult import PaginatedResult  # type: ignore[import-untyped]
 from ably.realtime.connection import ConnectionState  # type: ignore[import-untyped]
 from ably.types.channeloptions import ChannelOptions  # type: ignore[import-untyped]
+from ably.types.channelstate import ChannelState  # type: ignore[import-untyped]
 from ably.types.message import Message, MessageAction, make_message_response_handler  # type: ignore[import-untyped]
 from ably.util.exceptions import AblyException  # type: ignore[import-untyped]
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -77,6 +85,9 @@ _ACTIONS: dict[object, WireAction] = {
 }
 _GONE_STATES = (ConnectionState.CLOSING, ConnectionState.CLOSED, ConnectionState.FAILED,
                 ConnectionState.SUSPENDED)
+
+#: The attached handles of each SDK channel object: it is detached when the last one leaves.
+_ATTACHED: weakref.WeakKeyDictionary[Any, set[AblyChannel]] = weakref.WeakKeyDictionary()
 
 
 # -- the error boundary -----------------------------------------------------------------------
@@ -177,8 +188,8 @@ class AblyChannel:
         retry_initial: the first backoff bound in seconds; it doubles per attempt, and each
             wait is a random fraction of it (full jitter), capped at ``retry_max``.
 
-    One handle per client and channel name: handles on the same client share the SDK's
-    channel object, so detaching one detaches the others.
+    Handles of one channel name on one client share the SDK's channel object and its
+    attachment (see the module notes); each has its own listeners and history bound.
 
     Example::
 
@@ -251,24 +262,37 @@ class AblyChannel:
         point, or ``None`` when the channel has none."""
         if self._attached:
             return self._attach_serial
-        await self._call("attach", self._attach_once)
-        bound = getattr(self._sdk, "_RealtimeChannel__attach_serial", None)
+        bound = await self._call("attach", self._attach_once)
         if not isinstance(bound, str) or not bound:
             raise ChannelError(unable_to("attach", f"the service sent no attach serial for "
                                                    f"{self._name!r}"),
                                code=ErrorCode.CHANNEL_NOT_READY)
         self._bound = bound
-        newest = await self._history_page(1, bound)
-        self._attach_serial = newest.items[0].serial if newest.items else None
+        _ATTACHED.setdefault(self._sdk, set()).add(self)
         self._attached = True
+        try:
+            newest = await self._history_page(1, bound)
+        except BaseException:
+            await self.detach()
+            raise
+        self._attach_serial = newest.items[0].serial if newest.items else None
         return self._attach_serial
 
-    async def _attach_once(self) -> None:
+    async def _attach_once(self) -> object:
+        """Register the SDK listener (once) and attach; returns the history bound."""
+        shared = self._sdk.state == ChannelState.ATTACHED
         if self._registered:
             await self._sdk.attach()
-            return
-        self._registered = True  # subscribe() registers before it awaits the attach
-        await self._sdk.subscribe(self._on_sdk_message)
+        else:
+            self._registered = True  # subscribe() registers before it awaits the attach
+            await self._sdk.subscribe(self._on_sdk_message)
+        # No suspension since the listener was registered if the attachment was shared:
+        # what the SDK has received so far is history, everything later reaches us live.
+        if shared:
+            position = getattr(self._sdk, "_RealtimeChannel__channel_serial", None)
+            if isinstance(position, str) and position:
+                return position
+        return getattr(self._sdk, "_RealtimeChannel__attach_serial", None)
 
     async def detach(self) -> None:
         """Stop delivering messages to this handle's listeners, and detach. Idempotent; a
@@ -276,9 +300,13 @@ class AblyChannel:
         if self._registered:
             self._sdk.unsubscribe(self._on_sdk_message)
             self._registered = False
-        self._attached = False
-        if self._client.connection.state in _GONE_STATES:
+        if not self._attached:
             return
+        self._attached = False
+        others = _ATTACHED.get(self._sdk, set())
+        others.discard(self)
+        if others or self._client.connection.state in _GONE_STATES:
+            return  # another handle still uses the attachment, or there is none to leave
         try:
             await self._sdk.detach()
         except Exception as exc:

@@ -140,6 +140,39 @@ async def test_malformed_messages_reach_listeners_and_a_raising_listener_harms_n
     assert len(calls) == 4, "the raising listener was called for every message"
 
 
+async def test_handles_sharing_one_connection_each_see_everything_once(
+        ably_broker: AblyBroker) -> None:
+    """Two per-request sessions of one worker use one realtime client: the second handle
+    joins the SDK's existing attachment. What was published in between is in its history,
+    what comes later reaches it live, and detaching the first leaves the second attached."""
+    client = AblyRealtime(**ably_broker.python_client_options("agent"))
+    publisher = AblyRealtime(**ably_broker.python_client_options("user"))
+    try:
+        first, second = AblyChannel(client, NAME), AblyChannel(client, NAME)
+        first_inbox, second_inbox = Inbox(), Inbox()
+        first.subscribe(first_inbox)
+        second.subscribe(second_inbox)
+        await first.attach()
+        raw = await attached(publisher, NAME)
+        await raw.publish("between", "1")
+        await first_inbox.wait_for(lambda m: m.name == "between")
+        await second.attach()
+        page = await second.history()
+        assert [m.name for m in page.items] == ["between"]
+        assert second.attach_serial == page.items[0].serial
+        await first.detach()
+        await raw.publish("after", "2")
+        await second_inbox.wait_for(lambda m: m.name == "after")
+        assert [m.name for m in second_inbox.messages] == ["after"]
+        assert [m.name for m in first_inbox.messages] == ["between"]
+        await second.detach()
+        assert [c.channels for c in ably_broker.connections()
+                if c.client_id == "agent"] == [()], "the last handle detached the channel"
+    finally:
+        await client.close()
+        await publisher.close()
+
+
 async def test_history_until_attach_needs_an_attached_channel(open_ably: OpenAbly) -> None:
     channel = await open_ably(NAME, "agent")
     with pytest.raises(ChannelError) as info:
