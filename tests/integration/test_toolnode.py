@@ -15,7 +15,7 @@ from langchain_core.tools import BaseTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import tools_condition
-from langgraph.types import Send
+from langgraph.types import Command, Send, interrupt
 
 from langgraph_interrupt import AgentSession, ClientSession
 from langgraph_interrupt._abort import AbortController, CancelReason
@@ -418,6 +418,39 @@ async def test_a_sync_tool_finishing_after_a_hard_cancel_is_not_run_again_on_res
     result = await graph.ainvoke(None, config)
     assert written == ["a"], "the late sync tool ran a second time on resume"
     assert [m.text for m in tool_messages(result["messages"])["s1"]] == ["wrote a"]
+
+
+async def test_resuming_a_human_in_the_loop_interrupt_does_not_rerun_the_sibling_calls(
+        ) -> None:
+    ran: list[str] = []
+
+    @tool
+    def charge_card(amount: int) -> str:
+        """Charge the card."""
+        ran.append("charge")
+        return f"charged {amount}"
+
+    @tool
+    def ship(address: str) -> str:
+        """Ship after a human confirms."""
+        ran.append("ship")
+        answer = interrupt({"confirm": address})
+        return f"shipped: {answer}"
+
+    model = FakeStreamingChatModel([calls_of(("pay", "charge_card", {"amount": 5}),
+                                             ("go", "ship", {"address": "Main St"})), "done"])
+    graph = dict_graph(model, CancellableToolNode([charge_card, ship],
+                                                  completed_calls=CompletedCalls()),
+                       loop=True, checkpointer=InMemorySaver())
+    config: RunnableConfig = {"configurable": {"thread_id": "t-hitl"}}
+    first = await graph.ainvoke({"messages": [HumanMessage("order")]}, config)
+    assert first["__interrupt__"][0].value == {"confirm": "Main St"}
+    result = await graph.ainvoke(Command(resume="yes"), config)
+    assert sorted(ran) == ["charge", "ship", "ship"], "charge_card ran again on resume"
+    answers = tool_messages(result["messages"])
+    assert [m.text for m in answers["pay"]] == ["charged 5"]
+    assert [m.text for m in answers["go"]] == ["shipped: yes"]
+    assert find_history_errors(result["messages"]) == []
 
 
 def test_a_call_already_answered_in_the_state_is_not_executed_again() -> None:
