@@ -84,6 +84,15 @@ def react_graph(model: FakeStreamingChatModel, node: Any, checkpointer: Any = No
     return create_react_agent(model, node, version="v2", checkpointer=checkpointer)
 
 
+def tools_only(node: Any) -> Any:
+    """START -> tools -> END: the tool node alone, fed a state the test writes."""
+    builder = StateGraph(MessagesState)
+    builder.add_node("tools", node)
+    builder.add_edge(START, "tools")
+    builder.add_edge("tools", END)
+    return builder.compile()
+
+
 def tool_messages(messages: list[BaseMessage]) -> dict[str, list[ToolMessage]]:
     out: dict[str, list[ToolMessage]] = {}
     for message in messages:
@@ -455,14 +464,11 @@ async def test_resuming_a_human_in_the_loop_interrupt_does_not_rerun_the_sibling
 
 def test_a_call_already_answered_in_the_state_is_not_executed_again() -> None:
     written: list[str] = []
-    graph = StateGraph(MessagesState)
-    graph.add_node("tools", CancellableToolNode([recorder(written)],
-                                                completed_calls=CompletedCalls()))
-    graph.add_edge(START, "tools")
-    graph.add_edge("tools", END)
+    graph = tools_only(CancellableToolNode([recorder(written)],
+                                           completed_calls=CompletedCalls()))
     answered = ToolMessage("wrote a (earlier)", tool_call_id="w1", name="write_file",
                            id="tool-msg-w1")
-    result = graph.compile().invoke({"messages": [
+    result = graph.invoke({"messages": [
         HumanMessage("go"),
         calls_of(("w1", "write_file", {"name": "a"}), ("w2", "write_file", {"name": "b"})),
         answered]})
@@ -496,16 +502,11 @@ def test_without_a_thread_id_nothing_is_remembered() -> None:
     state guard still applies within one invocation)."""
     written: list[str] = []
     remembered = CompletedCalls()
-    graph = StateGraph(MessagesState)
-    graph.add_node("tools", CancellableToolNode([recorder(written)],
-                                                completed_calls=remembered))
-    graph.add_edge(START, "tools")
-    graph.add_edge("tools", END)
-    compiled = graph.compile()
+    graph = tools_only(CancellableToolNode([recorder(written)], completed_calls=remembered))
     request = calls_of(("w1", "write_file", {"name": "a"}))
     request.id = "ai-1"
     for _ in range(2):
-        compiled.invoke({"messages": [HumanMessage("go"), request]})
+        graph.invoke({"messages": [HumanMessage("go"), request]})
     assert written == ["a", "a"]
     assert len(remembered) == 0
 
