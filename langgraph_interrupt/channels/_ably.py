@@ -102,8 +102,15 @@ def _transient(exc: BaseException | None) -> bool:
 
 
 def _maybe_applied(exc: BaseException | None) -> bool:
-    """The connection failed with the operation possibly sent: the service may have it."""
-    return isinstance(exc, AblyException) and 80000 <= int(exc.code or 0) < 81000
+    """The connection failed with the operation possibly sent: the service may have it.
+
+    ably-python fails in-flight messages with the connection state's error (800xx), or, when
+    the state change has no reason, with ``AblyException("Connection failed", 80000, 500)``:
+    status and code swapped (3.1.4), so 80000 arrives as the status.
+    """
+    if not isinstance(exc, AblyException):
+        return False
+    return 80000 <= int(exc.code or 0) < 81000 or int(exc.status_code or 0) == 80000
 
 
 def translate_error(operation: str, channel: str, exc: BaseException) -> ChannelError:

@@ -3,6 +3,8 @@ subscriptions and lifecycle, through the real SDK and the offline broker."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from ably import AblyRealtime
 from ably.types.connectionstate import ConnectionState
@@ -80,6 +82,33 @@ async def test_failures_beyond_the_attempts_raise_a_retryable_channel_error(
         await channel.publish([OutboundMessage("m", "lost")])
     assert (info.value.code, info.value.retryable, nack.fired) == (50003, True, 3)
     assert ably_broker.history(NAME) == []
+
+
+async def test_an_append_in_flight_when_its_connection_fails_is_not_retried_but_a_publish_is(
+        open_ably: OpenAbly, ably_broker: AblyBroker) -> None:
+    """The service applied the append, but its ACK never came: appending again would
+    duplicate the fragment, so the append fails (the transport repairs the stream). The
+    publish in flight beside it is retried, safely, under its message id."""
+    channel = await open_ably(NAME, "agent", retry_initial=0.001)
+    await channel.attach()
+    applied = Inbox()
+    observer = await open_ably(NAME, "observer")
+    observer.subscribe(applied)
+    await observer.attach()
+    (serial,) = await channel.publish([OutboundMessage("ai-output", "")])
+    ably_broker.faults.delay_delivery(60_000, channel=NAME, connection_id=channel.connection_id)
+    append = asyncio.ensure_future(channel.append(serial, "x", {}))
+    publish = asyncio.ensure_future(channel.publish([OutboundMessage("m", "y")]))
+    await applied.wait_for(lambda m: m.name == "m")  # the broker has both, no ACK came back
+    await channel.client.close()  # the connection fails with both in flight
+    with pytest.raises(ChannelError) as append_error:
+        await append
+    with pytest.raises(ChannelError) as publish_error:
+        await publish
+    assert append_error.value.retryable and append_error.value.code != 40001, "not retried"
+    assert publish_error.value.code == 40001, "retried, then refused: the connection is closed"
+    stored = {m["serial"]: m["data"] for m in ably_broker.history(NAME)}
+    assert stored[serial] == "x", "the fragment is there once"
 
 
 async def test_a_batch_without_ids_gets_idempotent_ids_with_one_base(
@@ -222,6 +251,7 @@ def test_foreign_exceptions_become_channel_errors() -> None:
 
 @pytest.mark.parametrize(("code", "status", "maybe_applied"), [
     (80002, 400, True), (80003, 400, True), (80017, 400, True),  # lost with the connection
+    (500, 80000, True),  # ably-python 3.1.4's "Connection failed", status and code swapped
     (50000, 500, False), (42910, 429, False), (40001, 400, False)])  # refused or never sent
 def test_only_an_append_lost_with_its_connection_counts_as_possibly_applied(
         code: int, status: int, maybe_applied: bool) -> None:
