@@ -48,13 +48,17 @@ from .transport import RunInfo as RunInfo
 from .transport import SendHandle as SendHandle
 
 if TYPE_CHECKING:
+    from .integration import CancellableToolNode as CancellableToolNode
     from .integration import CancelMode as CancelMode
     from .integration import GraphOutcome as GraphOutcome
     from .integration import RunCallbackHandler as RunCallbackHandler
+    from .integration import cancellable as cancellable
     from .integration import get_abort_signal as get_abort_signal
     from .integration import run_graph as run_graph
 
 _LAZY = {
+    "CancellableToolNode": "integration",
+    "cancellable": "integration",
     "CancelMode": "integration",
     "GraphOutcome": "integration",
     "RunCallbackHandler": "integration",
@@ -83,6 +87,7 @@ __all__ = [
     "CancelReason",
     "CancelRequest",
     "CancelSource",
+    "CancellableToolNode",
     "Channel",
     "ChannelContinuityLostError",
     "ChannelError",
@@ -117,6 +122,7 @@ __all__ = [
     "UnsupportedChunkError",
     "WireRecord",
     "__version__",
+    "cancellable",
     "get_abort_signal",
     "run_graph",
 ]

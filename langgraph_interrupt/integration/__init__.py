@@ -6,6 +6,7 @@ The only layer that imports ``langchain_core`` and ``langgraph``.
 from ._handler import RunCallbackHandler as RunCallbackHandler
 from ._messages import load_conversation as load_conversation
 from ._messages import to_langchain as to_langchain
+from ._nodes import cancellable as cancellable
 from ._repair import RepairReport as RepairReport
 from ._repair import repair_thread as repair_thread
 from ._repair import unanswered_tool_calls as unanswered_tool_calls
@@ -15,17 +16,22 @@ from ._runner import run_graph as run_graph
 from ._signal import RunScope as RunScope
 from ._signal import bind_abort_signal as bind_abort_signal
 from ._signal import get_abort_signal as get_abort_signal
+from ._toolnode import CancellableToolNode as CancellableToolNode
+from ._toolnode import CompletedCalls as CompletedCalls
 from ._translate import CANCELLED_MARK as CANCELLED_MARK
 from ._translate import is_cancelled_tool_message as is_cancelled_tool_message
 
 __all__ = [
     "CANCELLED_MARK",
     "CancelMode",
+    "CancellableToolNode",
+    "CompletedCalls",
     "GraphOutcome",
     "RepairReport",
     "RunCallbackHandler",
     "RunScope",
     "bind_abort_signal",
+    "cancellable",
     "get_abort_signal",
     "is_cancelled_tool_message",
     "load_conversation",
