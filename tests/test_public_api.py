@@ -11,14 +11,15 @@ PACKAGE = Path(langgraph_interrupt.__file__).parent
 
 PUBLIC = [
     "AITransportError", "AbortController", "AbortSignal", "AgentSession", "CancelMode",
-    "CancelReason", "CancelRequest", "CancellableToolNode", "CancelSource", "Channel", "ChannelContinuityLostError",
-    "ChannelError", "ChannelMessage", "ClientSession", "EncoderRecoveryFailedError", "ErrorCode",
-    "GraphOutcome", "HistoryFetchFailedError", "HistoryPage", "InMemoryBroker", "InMemoryChannel",
-    "InputEventNotFoundError", "InvalidArgumentError", "InvalidInvocationError", "Invocation",
-    "MutableMessagesDisabledError", "OperationCancelledError", "OutboundMessage", "PipeResult",
-    "Run", "RunCallbackHandler", "RunCancelled", "RunCancelledError", "RunInfo",
-    "RunLifecycleError", "SendHandle", "SessionClosedError", "StreamError", "UIMessageDecoder",
-    "UIMessageEncoder", "UnsupportedChunkError", "WireRecord", "__version__", "cancellable", "get_abort_signal",
+    "CancelReason", "CancelRequest", "CancelSource", "CancellableToolNode", "Channel",
+    "ChannelContinuityLostError", "ChannelError", "ChannelMessage", "ClientSession",
+    "EncoderRecoveryFailedError", "ErrorCode", "GraphOutcome", "HistoryFetchFailedError",
+    "HistoryPage", "InMemoryBroker", "InMemoryChannel", "InputEventNotFoundError",
+    "InvalidArgumentError", "InvalidInvocationError", "Invocation", "MutableMessagesDisabledError",
+    "OperationCancelledError", "OutboundMessage", "PipeResult", "Run", "RunCallbackHandler",
+    "RunCancelled", "RunCancelledError", "RunInfo", "RunLifecycleError", "SendHandle",
+    "SessionClosedError", "StreamError", "UIMessageDecoder", "UIMessageEncoder",
+    "UnsupportedChunkError", "WireRecord", "__version__", "cancellable", "get_abort_signal",
     "run_graph",
 ]
 
