@@ -1,0 +1,202 @@
+"""Drop-in: stream an existing LangGraph agent to a client by adding one line.
+
+`build_agent` below is an ordinary LangGraph app (a model node, a tool node, a loop); nothing
+in it knows about langgraph_interrupt. Serving it on a session channel takes one line,
+
+    config={"callbacks": [RunCallbackHandler(run)]}
+
+and its output (text deltas, tool calls, tool results, one step per model call) reaches the
+channel as it is generated, whatever way the app runs the graph (`ainvoke` here).
+
+A Python `ClientSession` sends a message on the embedded broker and prints the conversation
+as it folds: the streamed text, each tool call, and the run's status. With `--stop-after N`
+it presses Stop once the answer has N words: generation stops at the next token, even in
+drop-in mode.
+
+Offline by default (the embedded broker and a scripted fake model). If OPENAI_API_KEY is
+set and langchain-openai is installed, a real OpenAI model answers instead (likewise
+ANTHROPIC_API_KEY + langchain-anthropic); OPENAI_MODEL / ANTHROPIC_MODEL pick the model.
+
+    python examples/drop_in_callback.py [--stop-after N] [--delay SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.tools import tool
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
+
+from langgraph_interrupt import AgentSession, ChannelMessage, ClientSession, InMemoryBroker
+from langgraph_interrupt.integration import RunCallbackHandler
+from langgraph_interrupt.testing import FakeStreamingChatModel
+
+SESSION = "ai:weather"
+QUESTION = "What's the weather in Paris? Should I walk along the Seine this afternoon?"
+
+
+def chat_model(fake: BaseChatModel) -> BaseChatModel:
+    """A real model when the environment has a provider key and its LangChain package is
+    installed (neither is a dependency of langgraph_interrupt), else ``fake``."""
+    if os.environ.get("OPENAI_API_KEY") and importlib.util.find_spec("langchain_openai"):
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"))
+    if os.environ.get("ANTHROPIC_API_KEY") and importlib.util.find_spec("langchain_anthropic"):
+        from langchain_anthropic import ChatAnthropic
+
+        return ChatAnthropic(model=os.environ.get("ANTHROPIC_MODEL", "claude-haiku-4-5"))
+    return fake
+
+
+# -- the existing app: plain LangGraph --------------------------------------------------------
+@tool
+def get_weather(city: str) -> str:
+    """The current weather in a city."""
+    return f"18°C, light breeze and sunny in {city}"
+
+
+def build_agent(model: BaseChatModel) -> Any:
+    bound = model.bind_tools([get_weather])
+
+    async def call_model(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await bound.ainvoke(state["messages"])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", call_model)
+    builder.add_node("tools", ToolNode([get_weather]))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", tools_condition)
+    builder.add_edge("tools", "agent")
+    return builder.compile()
+
+
+def fake_model(delay: float) -> FakeStreamingChatModel:
+    """What the scripted model answers: a tool call, then an answer built from its result."""
+    def answer(messages: list[Any]) -> str:
+        return (f"It is {messages[-1].content} right now. A fine afternoon for a walk along "
+                "the Seine: start at the Pont Neuf, cross to the Île Saint-Louis for an ice "
+                "cream, and follow the quays east until the light turns golden.")
+
+    return FakeStreamingChatModel([
+        AIMessage("Let me check the weather in Paris.", tool_calls=[
+            {"name": "get_weather", "args": {"city": "Paris"}, "id": "call_weather"}]),
+        answer,
+    ], token_delay=delay)
+
+
+# -- what the client prints ------------------------------------------------------------------
+class Transcript:
+    """Prints the conversation as the client folds it: text as it streams, one line per tool
+    call state change, and each run's status."""
+
+    def __init__(self, client: ClientSession) -> None:
+        self.client = client
+        self.seen: dict[tuple[str, int], Any] = {}  # (message id, part index) -> what we printed
+        self.statuses: dict[str, str] = {}
+        self.inline = False
+
+    def __call__(self, _message: ChannelMessage) -> None:
+        for message in self.client.messages:
+            for index, part in enumerate(message["parts"]):
+                self._part(message, (message["id"], index), part)
+        for run in self.client.runs:
+            if self.statuses.get(run.run_id) != run.status:
+                self.statuses[run.run_id] = run.status
+                status = "started" if run.status == "active" else run.status
+                self.line(f"[run {run.run_id[:8]} {status}]")
+
+    def _part(self, message: dict[str, Any], key: tuple[str, int], part: dict[str, Any]) -> None:
+        kind = part.get("type", "")
+        if kind == "text" and message["role"] == "user":
+            if key not in self.seen:
+                self.seen[key] = True
+                self.line(f"you: {part['text']}")
+        elif kind in ("text", "reasoning"):
+            done = self.seen.get(key, 0)
+            text = part.get("text", "")
+            if len(text) > done:
+                if not done:
+                    self.line("assistant: " if kind == "text" else "(thinking) ", end="")
+                print(text[done:], end="", flush=True)
+                self.inline = True
+                self.seen[key] = len(text)
+        elif kind.startswith("tool-"):
+            state = part.get("state")
+            if self.seen.get(key) == state or state == "input-streaming":
+                return
+            self.seen[key] = state
+            name = kind[5:]
+            if state == "input-available":
+                args = ", ".join(f"{k}={v!r}" for k, v in (part.get("input") or {}).items())
+                self.line(f"  -> {name}({args})")
+            elif state == "output-available":
+                self.line(f"  <- {name}: {part.get('output')}")
+            else:  # output-error (a cancelled call says so) or input-error
+                self.line(f"  x  {name}: {part.get('errorText')}")
+
+    def line(self, text: str, end: str = "\n") -> None:
+        if self.inline:
+            print()
+            self.inline = False
+        print(text, end=end, flush=True)
+
+
+def words_of_answer(client: ClientSession) -> int:
+    """Words of the answer so far: the assistant's text after its last tool result."""
+    if not client.messages or client.messages[-1]["role"] != "assistant":
+        return 0
+    parts = client.messages[-1]["parts"]
+    results = [i for i, p in enumerate(parts) if p.get("state") == "output-available"]
+    if not results:
+        return 0
+    return sum(len(p.get("text", "").split()) for p in parts[results[-1] + 1:]
+               if p["type"] == "text")
+
+
+async def main(stop_after: int | None, delay: float) -> None:
+    model = chat_model(fake_model(delay))
+    graph = build_agent(model)
+    print(f"model: {type(model).__name__}; embedded broker, channel {SESSION!r}\n")
+    broker = InMemoryBroker()
+    async with ClientSession(broker.channel(SESSION, client_id="user-1")) as client, \
+            AgentSession(broker.channel(SESSION, client_id="agent")) as session:
+        transcript = Transcript(client)
+        client.on_message(transcript)
+        handle = await client.send(QUESTION)
+
+        # The agent side: what your endpoint does with the invocation the client POSTs.
+        async def serve() -> None:
+            async with session.create_run(handle.invocation) as run:
+                await graph.ainvoke({"messages": [("user", QUESTION)]},
+                                    config={"callbacks": [RunCallbackHandler(run)]})
+
+        serving = asyncio.create_task(serve())
+        if stop_after is not None:
+            await client.wait_for(lambda c: words_of_answer(c) >= stop_after or serving.done())
+            transcript.line("[Stop pressed]")
+            await handle.cancel()
+        info = await handle.wait_ended(timeout=30)
+        await serving
+
+    transcript.line("")
+    print(f"Run ended: {info.status}.")
+    if info.status == "cancelled":
+        print(f"The answer stopped at {words_of_answer(client)} words: "
+              "generation stopped at the next token.")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stop-after", type=int, default=None, metavar="N",
+                        help="press Stop once the answer has N words")
+    parser.add_argument("--delay", type=float, default=0.03, help="seconds per fake token")
+    args = parser.parse_args()
+    asyncio.run(main(args.stop_after, args.delay))
