@@ -103,9 +103,17 @@ async def repair_thread(graph: Any, config: Mapping[str, Any], *,
         await graph.aupdate_state(config, {messages_key: [saved]}, as_node=node)
         report.partial_messages.append(message_id)
 
-    dangling = unanswered_tool_calls(messages)
+    # aupdate_state writes on top of the *committed* checkpoint and drops the pending writes
+    # of the interrupted step; aget_state's values include them. So what is unanswered is
+    # read from the committed values, and answers found only in pending writes (a Send task
+    # that finished before the cancel) are written again, for real.
+    committed = await _committed_messages(graph, config, messages_key)
+    dangling = unanswered_tool_calls(committed if committed is not None else messages)
     if dangling:
-        results = tool_results or {}
+        results = dict(tool_results or {})
+        for message in messages:
+            if isinstance(message, ToolMessage) and message.tool_call_id in dangling:
+                results.setdefault(message.tool_call_id, message)
         answers: list[BaseMessage] = []
         for call_id, name in dangling.items():
             done = results.get(call_id)
@@ -122,6 +130,20 @@ async def repair_thread(graph: Any, config: Mapping[str, Any], *,
         logger.info("repaired thread %s: %s", config.get("configurable", {}).get("thread_id"),
                     report)
     return report
+
+
+async def _committed_messages(graph: Any, config: Mapping[str, Any],
+                              key: str) -> list[BaseMessage] | None:
+    checkpointer = getattr(graph, "checkpointer", None)
+    try:
+        saved = await checkpointer.aget_tuple(config)  # type: ignore[union-attr]
+    except Exception:  # a checkpointer without async support: fall back to the state view
+        return None
+    if saved is None:
+        return None
+    values = saved.checkpoint.get("channel_values", {})
+    messages = values.get(key) if isinstance(values, Mapping) else None
+    return messages if isinstance(messages, list) else None
 
 
 def _fallback_node(nodes: set[str], preferred: str | None) -> str | None:
