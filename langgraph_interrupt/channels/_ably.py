@@ -40,7 +40,9 @@ append in flight (it may have been applied). Such an append fails with a retryab
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import logging
 import os
 import weakref
@@ -221,20 +223,22 @@ class AblyChannel:
         self._listeners: list[Listener] = []
         self._registered = False
         self._attached = False
-        self._bound: str | None = None  # the ATTACHED channelSerial: history's upper bound
+        self._bound: str | None = None  # history's upper bound (``from_serial``)
         self._attach_serial: str | None = None
+        self._attaching = asyncio.Lock()
         self._owns_client = False
 
     @classmethod
-    def from_options(cls, name: str, *, retry_attempts: int = 4,
-                     **client_options: Any) -> AblyChannel:
+    def from_options(cls, name: str, *, retry_attempts: int = 4, retry_initial: float = 0.05,
+                     retry_max: float = 1.0, **client_options: Any) -> AblyChannel:
         """A handle with its own ``AblyRealtime(**client_options)``, closed by :meth:`close`.
 
         Call it from a coroutine (the SDK starts connecting at once). For example
         ``AblyChannel.from_options("ai:chat", key=KEY, client_id="agent")``, or the options
         of the offline broker: ``broker.python_client_options(client_id="agent")``.
         """
-        channel = cls(AblyRealtime(**client_options), name, retry_attempts=retry_attempts)
+        channel = cls(AblyRealtime(**client_options), name, retry_attempts=retry_attempts,
+                      retry_initial=retry_initial, retry_max=retry_max)
         channel._owns_client = True
         return channel
 
@@ -267,23 +271,25 @@ class AblyChannel:
     async def attach(self) -> str | None:
         """Attach (idempotent); returns the serial of the newest message before the attach
         point, or ``None`` when the channel has none."""
-        if self._attached:
+        async with self._attaching:
+            if self._attached:
+                return self._attach_serial
+            bound = await self._call("attach", self._attach_once)
+            if not isinstance(bound, str) or not bound:
+                raise ChannelError(unable_to("attach", f"the service sent no attach serial "
+                                                       f"for {self._name!r}"),
+                                   code=ErrorCode.CHANNEL_NOT_READY)
+            self._bound = bound
+            _ATTACHED.setdefault(self._sdk, set()).add(self)
+            self._attached = True
+            try:
+                newest = await self._history_page(1, bound)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self.detach()
+                raise
+            self._attach_serial = newest.items[0].serial if newest.items else None
             return self._attach_serial
-        bound = await self._call("attach", self._attach_once)
-        if not isinstance(bound, str) or not bound:
-            raise ChannelError(unable_to("attach", f"the service sent no attach serial for "
-                                                   f"{self._name!r}"),
-                               code=ErrorCode.CHANNEL_NOT_READY)
-        self._bound = bound
-        _ATTACHED.setdefault(self._sdk, set()).add(self)
-        self._attached = True
-        try:
-            newest = await self._history_page(1, bound)
-        except BaseException:
-            await self.detach()
-            raise
-        self._attach_serial = newest.items[0].serial if newest.items else None
-        return self._attach_serial
 
     async def _attach_once(self) -> object:
         """Register the SDK listener (once) and attach; returns the history bound."""
