@@ -48,6 +48,7 @@ from .transport import RunInfo as RunInfo
 from .transport import SendHandle as SendHandle
 
 if TYPE_CHECKING:
+    from .channels import AblyChannel as AblyChannel
     from .integration import CancellableToolNode as CancellableToolNode
     from .integration import CancelMode as CancelMode
     from .integration import GraphOutcome as GraphOutcome
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from .integration import run_graph as run_graph
 
 _LAZY = {
+    "AblyChannel": "channels",
     "CancellableToolNode": "integration",
     "cancellable": "integration",
     "CancelMode": "integration",
@@ -80,6 +82,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AITransportError",
+    "AblyChannel",
     "AbortController",
     "AbortSignal",
     "AgentSession",

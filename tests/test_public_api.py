@@ -10,9 +10,9 @@ import langgraph_interrupt
 PACKAGE = Path(langgraph_interrupt.__file__).parent
 
 PUBLIC = [
-    "AITransportError", "AbortController", "AbortSignal", "AgentSession", "CancelMode",
-    "CancelReason", "CancelRequest", "CancelSource", "CancellableToolNode", "Channel",
-    "ChannelContinuityLostError", "ChannelError", "ChannelMessage", "ClientSession",
+    "AITransportError", "AblyChannel", "AbortController", "AbortSignal", "AgentSession",
+    "CancelMode", "CancelReason", "CancelRequest", "CancelSource", "CancellableToolNode",
+    "Channel", "ChannelContinuityLostError", "ChannelError", "ChannelMessage", "ClientSession",
     "EncoderRecoveryFailedError", "ErrorCode", "GraphOutcome", "HistoryFetchFailedError",
     "HistoryPage", "InMemoryBroker", "InMemoryChannel", "InputEventNotFoundError",
     "InvalidArgumentError", "InvalidInvocationError", "Invocation", "MutableMessagesDisabledError",
