@@ -112,13 +112,14 @@ class AgentEndpoint:
                  on_cancel: OnCancel | None = None, allow_session: SessionPolicy | None = None,
                  cancel_mode: CancelMode = "immediate", graph_config: GraphConfig | None = None,
                  max_body_bytes: int = 64 * 1024, shutdown_timeout: float = 10.0,
+                 session_idle_timeout: float | None = 300.0,
                  session_options: Mapping[str, Any] | None = None) -> None:
         if max_body_bytes <= 0:
             raise InvalidArgumentError("max_body_bytes must be positive")
         self.agent = as_agent(agent, cancel_mode=cancel_mode, graph_config=graph_config)
         self.sessions = SessionPool(channel_factory, allow_session=allow_session,
-                                    on_cancel=on_cancel, session_options=dict(session_options
-                                                                              or {}))
+                                    on_cancel=on_cancel, idle_timeout=session_idle_timeout,
+                                    session_options=dict(session_options or {}))
         self._max_body = max_body_bytes
         self._shutdown_timeout = shutdown_timeout
         self._tasks: set[asyncio.Task[None]] = set()
@@ -142,10 +143,12 @@ class AgentEndpoint:
             raw = await read_body(request.stream(), limit=self._max_body,
                                   content_length=request.headers.get("content-length"))
             invocation, extra = parse_body(raw)
-            session = await self.sessions.get(invocation.session_name)
+            name = invocation.session_name
+            session = await self.sessions.acquire(name)  # held until the agent returns
             try:
                 run = session.create_run(invocation)
             except SessionClosedError as exc:  # shutdown closed it since we got it
+                self.sessions.release(name)
                 raise RequestRejected(503, exc.message, code=exc.code) from None
         except RequestRejected as exc:
             return JSONResponse(exc.body(), status_code=exc.status_code)
@@ -160,7 +163,12 @@ class AgentEndpoint:
         task = asyncio.create_task(self._drive(run, request),
                                    name=f"agent run {run.invocation_id}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            self.sessions.release(request.session_name)
+
+        task.add_done_callback(done)
 
     async def _drive(self, run: Run, request: AgentRequest) -> None:
         """Run the agent; whatever it does, the run ends on the wire."""
@@ -198,12 +206,13 @@ class AgentEndpoint:
         """Shut down: refuse new requests, end open runs ``cancelled``, await the agents.
 
         Closing the sessions cancels every open run and publishes its terminal events
-        (shielded, bounded by the sessions' ``terminal_timeout``); agents then see their
-        run cancelled and return. Agents still running after ``shutdown_timeout`` are
-        cancelled, and waited for once more within the same bound. Idempotent.
+        (shielded, bounded by the sessions' ``terminal_timeout``; the whole close is bounded
+        by ``shutdown_timeout``); agents then see their run cancelled and return. Agents
+        still running after ``shutdown_timeout`` are cancelled, and waited for once more
+        within the same bound. Idempotent.
         """
         self._closing = True
-        await self.sessions.close()
+        await self.sessions.close(timeout=self._shutdown_timeout)
         tasks = set(self._tasks)
         if not tasks:
             return
@@ -230,6 +239,7 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
                      cancel_mode: CancelMode = "immediate",
                      graph_config: GraphConfig | None = None, path: str = "/api/chat",
                      max_body_bytes: int = 64 * 1024, shutdown_timeout: float = 10.0,
+                     session_idle_timeout: float | None = 300.0,
                      session_options: Mapping[str, Any] | None = None,
                      lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]]
                      | None = None) -> Starlette:
@@ -252,6 +262,8 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
         path: where to serve the POST (the ``ChatTransport`` default is ``/api/chat``).
         max_body_bytes: larger bodies get 413 without being read in full.
         shutdown_timeout: how long shutdown waits for agents after their runs were ended.
+        session_idle_timeout: a session without runs for this long is closed (its channel
+            detached); the next request opens it again. ``None``: kept until shutdown.
         session_options: more keyword arguments for each ``AgentSession``.
         lifespan: your own lifespan; it is entered first and exited last, after every run
             has ended (close your Ably client there).
@@ -267,7 +279,9 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
     endpoint = AgentEndpoint(agent, channel_factory=channel_factory, on_cancel=on_cancel,
                              allow_session=allow_session, cancel_mode=cancel_mode,
                              graph_config=graph_config, max_body_bytes=max_body_bytes,
-                             shutdown_timeout=shutdown_timeout, session_options=session_options)
+                             shutdown_timeout=shutdown_timeout,
+                             session_idle_timeout=session_idle_timeout,
+                             session_options=session_options)
 
     @asynccontextmanager
     async def run_lifespan(app: Starlette) -> AsyncIterator[Any]:

@@ -1,14 +1,22 @@
-"""The endpoint's agent sessions: one per session channel, opened lazily, closed at shutdown.
+"""The endpoint's agent sessions: one per session channel, opened lazily, closed when idle.
 
 Owns: deciding whether a session name is served (the ``allow_session`` policy), creating
 each :class:`AgentSession` once with the application's channel factory and connecting it
-once, even when many requests for a new session arrive together, and closing them all
-(which ends their open runs ``cancelled``, shielded and time-bounded) on shutdown.
+once, even when many requests for a new session arrive together; closing a session that has
+had no run for ``idle_timeout`` seconds; and closing them all at shutdown (which ends their
+open runs ``cancelled``, shielded and time-bounded).
 
-A long-lived session per channel (rather than one per request, as the JS README does) sees
-every input and cancel live: the trigger is usually already indexed when the POST arrives,
-and a cancel published while the run is starting is buffered and honoured. A session
-opened for the first time still finds earlier cancels in history.
+Why long-lived sessions: a session that stays attached sees every input and cancel live, so
+the trigger is usually indexed before the POST arrives and a cancel published while the run
+starts is buffered and honoured (a freshly opened session finds earlier cancels in history).
+Why close idle ones: each open session holds a channel attachment (Ably limits channels per
+connection) and an index of recent inputs; a server sees many conversations.
+
+Requests hold a session while they use it (:meth:`SessionPool.acquire` /
+:meth:`SessionPool.release`), from before the run is created until its agent returns, so a
+session is never closed under a run. A session being closed is waited for before the same
+name is opened again: handles on one Ably connection share the SDK's channel, and a late
+detach would detach the new session too.
 """
 
 from __future__ import annotations
@@ -34,6 +42,11 @@ ChannelFactory: TypeAlias = Callable[[str], "Channel | Awaitable[Channel]"]
 SessionPolicy: TypeAlias = Callable[[str], "bool | Awaitable[bool]"] | Collection[str]
 
 
+def _shutting_down() -> RequestRejected:
+    return RequestRejected(503, "unable to start run; the agent is shutting down",
+                           code=ErrorCode.SESSION_CLOSED)
+
+
 class SessionPool:
     """Agent sessions by name; see the module notes.
 
@@ -41,18 +54,24 @@ class SessionPool:
         channel_factory: makes the agent's channel for a session name.
         allow_session: the policy for names not yet open; ``None`` serves every name.
         on_cancel: the sessions' cancel authorisation hook.
+        idle_timeout: seconds a session without runs stays open; ``None``: until shutdown.
         session_options: more keyword arguments for :class:`AgentSession`.
     """
 
     def __init__(self, channel_factory: ChannelFactory, *,
                  allow_session: SessionPolicy | None = None, on_cancel: OnCancel | None = None,
+                 idle_timeout: float | None = 300.0,
                  session_options: dict[str, Any] | None = None) -> None:
         self._factory = channel_factory
         self._policy = allow_session
         self._on_cancel = on_cancel
+        self._idle_timeout = idle_timeout
         self._options = dict(session_options or {})
         self._sessions: dict[str, AgentSession] = {}
         self._opening: dict[str, asyncio.Task[AgentSession]] = {}
+        self._closing: dict[str, asyncio.Task[None]] = {}
+        self._users: dict[str, int] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
 
     @property
@@ -60,19 +79,41 @@ class SessionPool:
         """The open sessions by name (a copy)."""
         return dict(self._sessions)
 
-    async def get(self, name: str) -> AgentSession:
-        """The connected session for ``name``, opening it on first use.
+    async def acquire(self, name: str) -> AgentSession:
+        """The connected session for ``name`` (opened on first use), held until
+        :meth:`release`: it is not closed for idleness meanwhile.
 
         Raises:
             RequestRejected: 404 when the policy does not serve ``name``; 503 when the
                 endpoint is shutting down or the channel cannot be opened.
         """
+        self._users[name] = self._users.get(name, 0) + 1
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+        try:
+            return await self._get(name)
+        except BaseException:
+            self.release(name)
+            raise
+
+    def release(self, name: str) -> None:
+        """Stop holding ``name``; the last holder starts its idle timer."""
+        users = self._users.get(name, 0) - 1
+        if users > 0:
+            self._users[name] = users
+            return
+        self._users.pop(name, None)
+        if self._idle_timeout is not None and name in self._sessions and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._timers[name] = loop.call_later(self._idle_timeout, self._close_idle, name)
+
+    async def _get(self, name: str) -> AgentSession:
         session = self._sessions.get(name)
         if session is not None:
             return session
         if self._closed:
-            raise RequestRejected(503, "unable to start run; the agent is shutting down",
-                                  code=ErrorCode.SESSION_CLOSED)
+            raise _shutting_down()
         if not await self._allowed(name):
             raise RequestRejected(404, f"unable to start run; unknown session {name!r}")
         opening = self._opening.get(name)
@@ -103,6 +144,9 @@ class SessionPool:
         return name in policy
 
     async def _open(self, name: str) -> AgentSession:
+        closing = self._closing.get(name)
+        if closing is not None:  # the previous session on this channel must detach first
+            await asyncio.gather(asyncio.shield(closing), return_exceptions=True)
         channel = self._factory(name)
         if inspect.isawaitable(channel):
             channel = await channel
@@ -114,19 +158,56 @@ class SessionPool:
             raise
         if self._closed:  # shutdown began while connecting: do not leak the session
             await session.close()
-            raise RequestRejected(503, "unable to start run; the agent is shutting down",
-                                  code=ErrorCode.SESSION_CLOSED)
+            raise _shutting_down()
         self._sessions[name] = session
         return session
 
-    async def close(self) -> None:
-        """Close every session (open runs end ``cancelled``); refuse new ones. Idempotent."""
+    def _close_idle(self, name: str) -> None:
+        self._timers.pop(name, None)
+        if self._users.get(name) or self._closed:
+            return
+        session = self._sessions.pop(name, None)
+        if session is None:
+            return
+        logger.debug("closing idle session %r", name)
+        closing = asyncio.ensure_future(self._close_one(session))
+        self._closing[name] = closing
+        closing.add_done_callback(
+            lambda task: self._closing.pop(name, None) if self._closing.get(name) is task
+            else None)
+
+    @staticmethod
+    async def _close_one(session: AgentSession) -> None:
+        try:
+            await session.close()
+        except Exception as exc:
+            logger.error("closing session %r failed: %r", session.channel.name, exc)
+
+    async def close(self, *, timeout: float | None = None) -> None:
+        """Close every session (open runs end ``cancelled``); refuse new ones. Idempotent.
+
+        ``timeout`` bounds the whole close: a channel that never finishes detaching (a
+        hung connection) must not keep the process from exiting. What is still running
+        then is cancelled; the runs' terminal publishes came before the detach.
+        """
         self._closed = True
-        opening = list(self._opening.values())
-        if opening:  # let in-flight opens finish (they close themselves, see _open)
-            await asyncio.gather(*opening, return_exceptions=True)
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        # In-flight opens close their session themselves (see _open); idle closes finish.
+        tasks: list[asyncio.Future[Any]] = [*self._opening.values(), *self._closing.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
         sessions, self._sessions = list(self._sessions.values()), {}
-        results = await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
-        for session, result in zip(sessions, results, strict=True):
-            if isinstance(result, BaseException):
-                logger.error("closing session %r failed: %r", session.channel.name, result)
+        tasks += [asyncio.ensure_future(self._close_one(s)) for s in sessions]
+        if not tasks:
+            return
+        remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
+        _, pending = await asyncio.wait(tasks, timeout=remaining)
+        if pending:
+            logger.error("closing %d session(s) timed out; abandoning them", len(pending))
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=timeout)

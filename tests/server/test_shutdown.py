@@ -98,3 +98,30 @@ async def test_a_real_uvicorn_server_ends_open_runs_cancelled_when_it_stops(
     assert ended(broker, run_id) == [("ai-run-end", "cancelled")]
     assert (await handle.wait_ended(timeout=5)).status == "cancelled"
     listener.close()
+
+
+class HangingDetach:
+    """An in-memory channel handle whose detach never returns (a hung connection)."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+    async def detach(self) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_shutdown_is_bounded_when_a_channel_never_detaches(serve, client, broker) -> None:
+    agent = ScriptedAgent(hold_at=1)
+    served = await serve(agent, shutdown_timeout=0.05, channel_factory=lambda name: (
+        HangingDetach(broker.channel(name, client_id="agent"))))
+    handle = await client.send("hi")
+    run_id = (await served.post(handle.invocation.to_json())).json()["runId"]
+    await agent.held()
+
+    await served.shutdown()  # returns although the detach hangs
+
+    assert ended(broker, run_id) == [("ai-run-end", "cancelled")]  # published before it
+    assert served.endpoint.tasks == set()
