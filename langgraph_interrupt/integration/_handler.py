@@ -36,6 +36,20 @@ logger = logging.getLogger("langgraph_interrupt.langgraph")
 T = TypeVar("T")
 
 
+class _QuietDropInCancel(logging.Filter):
+    """LangChain logs a WARNING before re-raising any callback exception; our deliberate
+    RunCancelledError (a Stop in drop-in mode) is an outcome, not an error worth a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (isinstance(args, tuple) and len(args) == 3
+                    and args[0] == "RunCallbackHandler"
+                    and isinstance(args[2], str) and args[2].startswith("RunCancelledError("))
+
+
+logging.getLogger("langchain_core.callbacks.manager").addFilter(_QuietDropInCancel())
+
+
 class RunCallbackHandler(AsyncCallbackHandler):
     """Stream a LangGraph (or any LangChain) run's output into a :class:`Run`.
 

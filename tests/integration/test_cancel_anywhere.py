@@ -1,7 +1,7 @@
 """Property: wherever a cancel lands, in either mode, the thread is left valid.
 
 Hypothesis picks the point (token k of the LLM stream, tool i of a parallel tool step, a
-plain node between the two) and the mode; every example checks the five promises of the
+plain node, inside a shielded node) and the mode; every example checks the five promises of the
 issue: the run ended ``cancelled``; nothing of it was published after ``ai-run-end``; the
 checkpoint has no unanswered tool call; what the user saw is saved; the strict fake model
 accepts the next turn.
@@ -22,7 +22,12 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 from langgraph_interrupt import AgentSession, ClientSession, InMemoryBroker
-from langgraph_interrupt.integration import get_abort_signal, run_graph, unanswered_tool_calls
+from langgraph_interrupt.integration import (
+    cancellable,
+    get_abort_signal,
+    run_graph,
+    unanswered_tool_calls,
+)
 from langgraph_interrupt.testing import StrictFakeChatModel, find_history_errors
 from tests.helpers import describe, run_records
 
@@ -35,6 +40,7 @@ points = st.one_of(
     st.tuples(st.just("token"), st.integers(min_value=1, max_value=35)),
     st.tuples(st.just("tool"), st.integers(min_value=0, max_value=TOOLS - 1)),
     st.tuples(st.just("node"), st.just(0)),
+    st.tuples(st.just("shielded"), st.just(0)),
 )
 
 
@@ -58,10 +64,21 @@ async def scenario(point: tuple[str, int], mode: str) -> None:
         await get_abort_signal().wait()
         return f"tool {i} stopped early"
 
+    release = asyncio.Event()
+    shielded_done: list[bool] = []
+
     async def prep(state: MessagesState) -> dict[str, Any]:
         if kind == "node" and not reached.is_set():  # only the first turn is cancelled
             reached.set()
             await get_abort_signal().wait()
+        return {}
+
+    @cancellable(shielded=True)
+    async def critical(state: MessagesState) -> dict[str, Any]:
+        if kind == "shielded" and not reached.is_set():
+            reached.set()
+            await release.wait()  # the cancel lands here and must not interrupt the body
+            shielded_done.append(True)
         return {}
 
     model = StrictFakeChatModel([CALLS, "All done.", "Fresh answer."], token_delay=0.001)
@@ -71,10 +88,12 @@ async def scenario(point: tuple[str, int], mode: str) -> None:
 
     builder = StateGraph(MessagesState)
     builder.add_node("prep", prep)
+    builder.add_node("critical", critical)
     builder.add_node("agent", call_model)
     builder.add_node("tools", ToolNode([work]))
     builder.add_edge(START, "prep")
-    builder.add_edge("prep", "agent")
+    builder.add_edge("prep", "critical")
+    builder.add_edge("critical", "agent")
     builder.add_conditional_edges("agent", tools_condition)
     builder.add_edge("tools", "agent")
     graph = builder.compile(checkpointer=InMemorySaver())
@@ -92,7 +111,12 @@ async def scenario(point: tuple[str, int], mode: str) -> None:
     task = asyncio.create_task(run_graph(graph, run, cancel_mode=mode, drain_grace=0.5))
     await asyncio.wait_for(reached.wait(), 5)
     await handle.cancel()
+    if kind == "shielded":
+        await asyncio.wait_for(run.signal.wait(), 5)
+        release.set()  # only now may the shielded body finish
     outcome = await asyncio.wait_for(task, 5)
+    if kind == "shielded":
+        assert shielded_done == [True], "the shielded body ran to its end"
     first_turn_over.set()
 
     assert outcome.reason == "cancelled", outcome

@@ -116,7 +116,7 @@ async def test_sync_stream_path_publishes_without_an_event_loop_per_callback(
 
 
 async def test_drop_in_cancel_stops_generation_at_the_next_token(
-        client: ClientSession, agent: AgentSession) -> None:
+        client: ClientSession, agent: AgentSession, caplog: Any) -> None:
     words = " ".join(f"w{i}" for i in range(200))
     model = FakeStreamingChatModel([words], token_delay=0.002)
     graph = chat_graph(model)
@@ -141,6 +141,8 @@ async def test_drop_in_cancel_stops_generation_at_the_next_token(
     seen.append(len(text.split()))
     assert seen[0] < 150, f"generation went on after the cancel: {seen[0]} words"
     assert model.outcomes[-1] in ("cancelled", "closed", "error"), model.outcomes
+    assert not [r for r in caplog.records if "RunCancelledError" in r.getMessage()], (
+        "a Stop is an outcome: no warning is logged for it")
 
 
 async def test_get_abort_signal_reaches_a_sync_tool_in_drop_in_mode(
