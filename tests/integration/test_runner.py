@@ -219,3 +219,111 @@ async def test_interrupt_in_a_tool_suspends_and_the_continuation_resumes_to_comp
                   if p.get("toolCallId") == "call_d"]
     assert len(tool_parts) == 1 and tool_parts[0]["state"] == "output-available"
     assert tool_parts[0]["output"] == "deleted /a"
+
+
+async def test_create_agent_cancel_keeps_a_finished_sibling_result_and_the_thread_is_valid(
+        client: ClientSession, agent: AgentSession) -> None:
+    """``create_agent`` runs one task per tool call (Send). A call that finished before the
+    cancel exists only as a pending write, which ``aupdate_state`` drops: the repair must
+    write its real result again, not lose it."""
+    from langchain.agents import create_agent
+
+    crawling = asyncio.Event()
+
+    @tool
+    async def report(q: str) -> str:
+        """Fast, with a side effect."""
+        return "report sent"
+
+    @tool
+    async def crawl(q: str) -> str:
+        """Slow."""
+        crawling.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    calls = AIMessage(content="", tool_calls=[
+        {"name": "report", "args": {"q": "x"}, "id": "call_report"},
+        {"name": "crawl", "args": {"q": "y"}, "id": "call_crawl"}])
+    model = StrictFakeChatModel([calls, "Next answer."])
+    graph = create_agent(model, [report, crawl], checkpointer=InMemorySaver())
+    handle = await client.send("go")
+    task = asyncio.create_task(serve(agent, graph, handle))
+    await crawling.wait()
+    await client.wait_for(lambda c: any(p.get("toolCallId") == "call_report"
+                                        and p.get("state") == "output-available"
+                                        for m in c.messages for p in m["parts"]))
+    await handle.cancel()
+    outcome = await task
+    assert outcome.reason == "cancelled"
+    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
+    messages = (await graph.aget_state(cfg)).values["messages"]
+    assert find_history_errors(messages) == [], find_history_errors(messages)
+    answers = {m.tool_call_id: m for m in messages if m.type == "tool"}
+    assert answers["call_report"].content == "report sent"
+    assert is_cancelled_tool_message(answers["call_crawl"])
+    again = await client.send("and?")
+    assert (await serve(agent, graph, again)).reason == "complete"
+
+
+async def test_a_cancel_inside_a_subgraph_saves_the_partial_text_at_the_root(
+        client: ClientSession, agent: AgentSession) -> None:
+    """The LLM streams inside a subgraph node: its partial text is written to the root
+    thread as the subgraph node's output, and the next turn is valid."""
+    words = " ".join(f"s{i}" for i in range(300))
+    model = StrictFakeChatModel([words, "Fresh."], token_delay=0.002)
+    inner = chat_graph(model)  # no checkpointer of its own: it inherits the parent's
+    builder = StateGraph(MessagesState)
+    builder.add_node("assistant", inner)
+    builder.add_edge(START, "assistant")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    handle = await client.send("talk")
+    task = asyncio.create_task(serve(agent, graph, handle))
+    await client.wait_for(lambda c: bool(c.messages) and "s5 " in str(c.messages[-1]["parts"]))
+    await handle.cancel()
+    outcome = await task
+    assert outcome.reason == "cancelled" and outcome.repair.partial_messages
+    seen = client.messages[-1]["parts"][-1]["text"]
+    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
+    messages = (await graph.aget_state(cfg)).values["messages"]
+    assert messages[-1].content == seen
+    assert find_history_errors(messages) == []
+    again = await client.send("and?")
+    assert (await serve(agent, graph, again)).reason == "complete"
+
+
+async def test_the_sqlite_checkpointer_is_repaired_after_a_cancel_mid_tool(
+        client: ClientSession, agent: AgentSession) -> None:
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    started = asyncio.Event()
+
+    @tool
+    def slow_search(q: str) -> str:
+        """A sync tool that polls the signal."""
+        started_threadsafe()
+        signal = get_abort_signal()
+        while not signal.aborted:
+            threading.Event().wait(0.002)
+        return f"stopped searching {q}"
+
+    loop = asyncio.get_running_loop()
+
+    def started_threadsafe() -> None:
+        loop.call_soon_threadsafe(started.set)
+
+    async with AsyncSqliteSaver.from_conn_string(":memory:") as saver:
+        model = StrictFakeChatModel([SEARCHES, "Next."])
+        graph = chat_graph(model, [slow_search], checkpointer=saver)
+        handle = await client.send("search")
+        task = asyncio.create_task(serve(agent, graph, handle))
+        await started.wait()
+        await handle.cancel()
+        outcome = await task
+        assert outcome.reason == "cancelled"
+        cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
+        messages = (await graph.aget_state(cfg)).values["messages"]
+        assert unanswered_tool_calls(messages) == {}
+        assert find_history_errors(messages) == []
+        again = await client.send("next?")
+        assert (await serve(agent, graph, again)).reason == "complete"
