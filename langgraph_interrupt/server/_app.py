@@ -15,12 +15,11 @@ returns without ending it has it ended for it, and nothing an agent does can cra
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -42,6 +41,9 @@ from ..transport import OnCancel, Run
 from ._request import AgentRequest, RequestRejected, check_content_type, parse_body, read_body
 from ._sessions import ChannelFactory, SessionPolicy, SessionPool
 
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+
 __all__ = ["Agent", "AgentEndpoint", "CancelMode", "GraphConfig", "as_agent", "create_agent_app",
            "default_graph_config"]
 
@@ -51,7 +53,7 @@ logger = logging.getLogger("langgraph_interrupt.server")
 Agent: TypeAlias = Callable[[Run, AgentRequest], Awaitable[object]]
 CancelMode: TypeAlias = Literal["immediate", "drain"]
 #: Builds the LangGraph config for a compiled graph from the request.
-GraphConfig: TypeAlias = Callable[[AgentRequest], dict[str, Any]]
+GraphConfig: TypeAlias = Callable[[AgentRequest], "RunnableConfig"]
 
 # start() failed for one of these reasons: the trigger cannot be reached, so nothing
 # can be published for the run and there is no point in trying to start it again.
@@ -61,7 +63,7 @@ _START_FAILURES = (InputEventNotFoundError, HistoryFetchFailedError, OperationCa
 _RESERVED_CONFIG = frozenset({"thread_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map"})
 
 
-def default_graph_config(request: AgentRequest) -> dict[str, Any]:
+def default_graph_config(request: AgentRequest) -> RunnableConfig:
     """``{"configurable": {...extra, "thread_id": <session name>}}``.
 
     The session is the conversation, so it is the checkpointer's thread. Body fields that
@@ -71,7 +73,7 @@ def default_graph_config(request: AgentRequest) -> dict[str, Any]:
     configurable = {key: value for key, value in request.extra.items()
                     if key not in _RESERVED_CONFIG and not key.startswith("__")}
     configurable["thread_id"] = request.session_name
-    return {"configurable": configurable}
+    return cast("RunnableConfig", {"configurable": configurable})
 
 
 def as_agent(agent: Agent | Any, *, cancel_mode: CancelMode = "immediate",
@@ -91,11 +93,11 @@ def as_agent(agent: Agent | Any, *, cancel_mode: CancelMode = "immediate",
     make_config = graph_config or default_graph_config
 
     async def run_graph_agent(run: Run, request: AgentRequest) -> object:
-        # Imported on first use: the server layer sits above the integration, and a
-        # callable agent never needs LangGraph at all.
-        integration = importlib.import_module("langgraph_interrupt.integration")
-        return await integration.run_graph(graph, run, config=make_config(request),
-                                           cancel_mode=cancel_mode)
+        # Imported on first use: a callable agent never needs LangGraph imported at all.
+        from ..integration import run_graph
+
+        return await run_graph(graph, run, config=make_config(request),
+                               cancel_mode=cancel_mode)
 
     run_graph_agent.__qualname__ = f"run_graph[{type(graph).__name__}]"
     return run_graph_agent

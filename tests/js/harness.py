@@ -22,6 +22,7 @@ continuation an ``interrupt()`` waits for (a tool result naming the suspended ru
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import socket
 import subprocess
@@ -107,11 +108,13 @@ class InteropServer:
         return options
 
     def call(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
-        """Run ``fn`` on the server's loop (thread-safe reads of agent and broker state)."""
+        """Run ``fn`` (a function or a coroutine function) on the server's loop: thread-safe
+        reads of agent, graph and broker state."""
         assert self._loop is not None
 
         async def wrapper() -> Any:
-            return fn()
+            result = fn()
+            return await result if inspect.isawaitable(result) else result
 
         return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(timeout)
 
@@ -152,16 +155,21 @@ class InteropServer:
 
 
 def run_scenarios(server: InteropServer, script: str, scenarios: list[str], *,
-                  timeout: float = 60.0, **config: Any) -> dict[str, dict[str, Any]]:
+                  timeout: float = 60.0, step_timeout: float = 10.0,
+                  **config: Any) -> dict[str, dict[str, Any]]:
     """Run ``node tests/js/<script>`` once for ``scenarios``; returns report by scenario.
 
     The script prints one JSON line per scenario, ``{"scenario", "ok", ...report}`` or
     ``{"scenario", "ok": false, "error"}``; a scenario missing from the output is reported
-    with the script's stderr so that its test fails with the reason.
+    with the script's stderr so that its test fails with the reason. ``step_timeout`` is
+    how long a scenario waits for any one thing before it reports a hang (scenarios run
+    concurrently, so a broken behaviour costs about one step timeout, within the tests'
+    timeout); nothing is paced by it.
     """
     check_js_packages()
     payload = {"ably": server.js_options(), "agentUrl": server.agent_url,
-               "prefix": server.prefix, "scenarios": scenarios, **config}
+               "prefix": server.prefix, "scenarios": scenarios,
+               "timeoutMs": int(step_timeout * 1000), **config}
     proc = subprocess.run([node_binary(), str(JS_DIR / script), json.dumps(payload)],
                           cwd=JS_DIR, capture_output=True, text=True, timeout=timeout,
                           check=False)

@@ -137,6 +137,24 @@ export function snapshot(session) {
   };
 }
 
+/** Every tool part of the view, in order, with its message's codec-message-id. */
+export function toolParts(session) {
+  const parts = [];
+  for (const { codecMessageId, message } of session.view.getMessages()) {
+    for (const part of message.parts) {
+      if (part.type.startsWith('tool-') || part.type === 'dynamic-tool') {
+        const { type, toolCallId, state, input, output, errorText } = part;
+        parts.push({ codecMessageId, type, toolCallId, state, input, output, errorText });
+      }
+    }
+  }
+  return parts;
+}
+
+/** Every data part (`data-*`) of the view, in order. */
+export const dataParts = (session) =>
+  session.view.getMessages().flatMap(({ message }) => message.parts.filter((p) => p.type.startsWith('data-')));
+
 /** The first tool part of the view (with the assistant message's codec-message-id). */
 export function toolPart(session) {
   for (const { codecMessageId, message } of session.view.getMessages()) {

@@ -1,0 +1,147 @@
+"""The LangGraph agent the Node interop scenarios of ``scenarios_langgraph.mjs`` drive.
+
+A compiled graph (agent node + ``CancellableToolNode``, one tools task per call, with a
+checkpointer, so the session is the thread) that ``create_agent_app`` runs with
+``run_graph``. The model is the strict scripted fake: it answers by the last user message
+and refuses a history a provider would refuse, so "the next turn gets a valid answer" is
+checked by the model itself. Tools:
+
+* ``get_weather``: a fast server tool.
+* ``crawl_site``: a long tool; it reports progress as a data part, then waits for the run's
+  abort signal (the only way it ends), and returns what it did.
+* ``send_report``: a side effect, called alongside the crawl; with ``max_concurrency=1`` it
+  is still pending when Stop is pressed, so it must never run.
+* ``ask_user``: human in the loop, ``interrupt()`` with a question; the client's tool result
+  is the answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.callbacks import adispatch_custom_event
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.types import Send, interrupt
+
+from langgraph_interrupt.integration import (
+    CancellableToolNode,
+    cancellable,
+    get_abort_signal,
+    is_cancelled_tool_message,
+)
+from langgraph_interrupt.server import AgentRequest, default_graph_config
+from langgraph_interrupt.testing import StrictFakeChatModel
+
+GREETING = "Hello from the graph!"
+
+
+@dataclass
+class Effects:
+    """What the tools really did, by thread (the session name), for the pytest side."""
+
+    crawl_saw_cancel: dict[str, bool] = field(default_factory=dict)
+    reports_sent: dict[str, list[str]] = field(default_factory=dict)
+
+
+EFFECTS = Effects()
+
+
+@tool
+async def get_weather(city: str) -> dict[str, Any]:
+    """The weather in a city."""
+    return {"city": city, "forecast": "sunny", "celsius": 21}
+
+
+def thread_of(config: RunnableConfig) -> str:
+    return str(config.get("configurable", {}).get("thread_id"))
+
+
+@tool
+async def crawl_site(url: str, config: RunnableConfig) -> str:
+    """Crawl a website and return notes about it."""
+    signal = get_abort_signal()
+    await adispatch_custom_event("crawl-progress", {"url": url, "page": 1})
+    await signal.wait()  # a real crawl would poll between pages; this one only stops
+    EFFECTS.crawl_saw_cancel[thread_of(config)] = True
+    return f"Stopped after 1 page of {url}: the user pressed Stop."
+
+
+@tool
+def send_report(to: str, config: RunnableConfig) -> str:
+    """Email the crawl summary."""
+    EFFECTS.reports_sent.setdefault(thread_of(config), []).append(to)
+    return f"Report sent to {to}."
+
+
+@tool
+def ask_user(question: str) -> str:
+    """Ask the user a question and wait for the answer."""
+    answer = interrupt({"question": question})
+    return str(answer)
+
+
+TOOLS = [get_weather, crawl_site, send_report, ask_user]
+
+
+def respond(messages: list[BaseMessage]) -> AIMessage | str:
+    """The scripted model: a reply chosen by the last user message and what followed it."""
+    human = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
+    asked = messages[human].text.lower()
+    results = [m for m in messages[human:] if isinstance(m, ToolMessage)]
+    if "weather" in asked:
+        if not results:
+            return AIMessage("", tool_calls=[{"name": "get_weather", "args": {"city": "Paris"},
+                                              "id": "call_weather"}])
+        return "It is sunny and 21°C in Paris."
+    if "crawl" in asked:
+        if not results:
+            return AIMessage("I'll crawl the docs, then email you.", tool_calls=[
+                {"name": "crawl_site", "args": {"url": f"https://docs.example.com/{human}"},
+                 "id": f"call_crawl_{human}"},
+                {"name": "send_report", "args": {"to": "me@example.com"},
+                 "id": f"call_report_{human}"}])
+        return "Done."
+    if "table" in asked:
+        if not results:
+            return AIMessage("", tool_calls=[{"name": "ask_user",
+                                              "args": {"question": "What time?"},
+                                              "id": "call_ask"}])
+        return f"Booked a table for {results[-1].text}."
+    if "what did you do" in asked:
+        cancelled = [str(m.name) for m in messages if isinstance(m, ToolMessage)
+                     and is_cancelled_tool_message(m)]
+        return f"I stopped when you asked. Not done: {', '.join(cancelled) or 'nothing'}."
+    return GREETING
+
+
+def build_graph() -> Any:
+    model = StrictFakeChatModel(responder=respond).bind_tools(TOOLS)
+
+    @cancellable
+    async def agent(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    def route(state: MessagesState) -> Any:
+        last = state["messages"][-1]
+        if isinstance(last, AIMessage) and last.tool_calls:
+            return [Send("tools", [call]) for call in last.tool_calls]
+        return END
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", agent)
+    builder.add_node("tools", CancellableToolNode(TOOLS))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", route, ["tools", END])
+    builder.add_edge("tools", "agent")
+    return builder.compile(checkpointer=InMemorySaver())
+
+
+def one_task_at_a_time(request: AgentRequest) -> dict[str, Any]:
+    """The endpoint's graph config, plus ``max_concurrency=1``: the tools of one step run
+    one after the other, so a second call is still pending while the first one runs."""
+    return {**default_graph_config(request), "max_concurrency": 1}

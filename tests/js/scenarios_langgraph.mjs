@@ -1,0 +1,98 @@
+// Interop scenarios with a LangGraph agent (tests/js/graph_agent.py, run by run_graph behind
+// create_agent_app): the official client against tool calls, Stop while tools run, and a
+// human-in-the-loop interrupt and its continuation. Run by tests/js/test_interop_langgraph.py:
+//
+//   node scenarios_langgraph.mjs '<json config>'        (config: see lib/client.mjs)
+//
+// The graph's scripted model picks its reply from the user's message, so each scenario's
+// message is its script. Output: one JSON line per scenario (see lib/client.mjs).
+import {
+  codec,
+  dataParts,
+  ended,
+  open,
+  post,
+  runScenarios,
+  send,
+  snapshot,
+  started,
+  statusOf,
+  textOf,
+  toolParts,
+  until,
+  watchToolStates,
+} from './lib/client.mjs';
+
+/** Send `text`, wake the graph, and return the agent-minted run id once it started. */
+async function ask(session, text) {
+  const run = await send(session, text);
+  const http = await post(run, 'graph');
+  return { run, http, runId: await started(session, run) };
+}
+
+const scenarios = {
+  // A plain answer streamed from the graph's model.
+  async 'graph-text'(channel) {
+    const { session, errors } = await open('user-1', channel);
+    const { runId, http } = await ask(session, 'hi');
+    await ended(session, runId, 'complete');
+    return { runId, http, text: textOf(session, runId), view: snapshot(session), errors };
+  },
+
+  // A server tool call: its input streams into the tool part, then its output, then text.
+  async 'graph-tool-call'(channel) {
+    const { session, errors } = await open('user-1', channel);
+    const states = watchToolStates(session);
+    const { runId } = await ask(session, 'What is the weather in Paris?');
+    await ended(session, runId, 'complete');
+    return { runId, states, tools: toolParts(session), text: textOf(session, runId), view: snapshot(session), errors };
+  },
+
+  // Stop while a tool runs (a second call still pending), then ask again on the same thread.
+  async 'graph-stop-while-tools'(channel) {
+    const { session, errors } = await open('user-1', channel);
+    const { runId } = await ask(session, 'Crawl the docs and email me a report');
+    await until(session, () => dataParts(session).some((p) => p.type === 'data-crawl-progress'), 'the crawl running');
+    const atStop = toolParts(session);
+    await session.cancel(runId);
+    await ended(session, runId, 'cancelled');
+    const afterStop = toolParts(session);
+    const next = await ask(session, 'What did you do?');
+    await ended(session, next.runId, 'complete');
+    return {
+      runId,
+      atStop,
+      afterStop,
+      text: textOf(session, runId),
+      next: { runId: next.runId, status: statusOf(session, next.runId), text: textOf(session, next.runId) },
+      view: snapshot(session),
+      errors,
+    };
+  },
+
+  // Human in the loop: interrupt() suspends the run; the client's answer (a tool result naming
+  // the run) resumes it under the same run id.
+  async 'graph-hitl'(channel) {
+    const { session, errors } = await open('user-1', channel);
+    const { runId } = await ask(session, 'Book a table for two');
+    await until(session, () => statusOf(session, runId) === 'suspended', 'the run suspended');
+    const [question] = toolParts(session);
+    const answer = codec.createToolResult(question.codecMessageId, { toolCallId: question.toolCallId, output: '8pm' });
+    const continuation = await session.view.send([answer], { runId });
+    const http = await post(continuation, 'graph');
+    await started(session, continuation);
+    await ended(session, runId, 'complete');
+    return {
+      runId,
+      question,
+      continuationRunId: continuation.runId,
+      http,
+      tools: toolParts(session),
+      text: textOf(session, runId),
+      view: snapshot(session),
+      errors,
+    };
+  },
+};
+
+await runScenarios(scenarios);
