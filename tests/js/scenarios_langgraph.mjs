@@ -6,7 +6,10 @@
 //
 // The graph's scripted model picks its reply from the user's message, so each scenario's
 // message is its script. Output: one JSON line per scenario (see lib/client.mjs).
+import { lastAssistantMessageIsCompleteWithToolCalls } from 'ai';
+
 import {
+  chatFor,
   codec,
   dataParts,
   ended,
@@ -19,8 +22,10 @@ import {
   statusOf,
   textOf,
   toolParts,
+  textOfMessage,
   until,
   watchToolStates,
+  withTimeout,
 } from './lib/client.mjs';
 
 /** Send `text`, wake the graph, and return the agent-minted run id once it started. */
@@ -92,6 +97,24 @@ const scenarios = {
       view: snapshot(session),
       errors,
     };
+  },
+
+  // The same through useChat: the question shows as a tool part; addToolOutput answers it and
+  // useChat sends the continuation itself (the ChatTransport publishes the result as a fork).
+  async 'graph-chat-hitl'(channel) {
+    const { session, errors } = await open('user-1', channel);
+    const { chat, posts } = chatFor(session, 'graph', {}, { sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithToolCalls });
+    // useChat's stream closes on a finish chunk (finishReason 'tool-calls' for a suspend).
+    await withTimeout(chat.sendMessage({ text: 'Book a table for two' }), 'useChat to close the turn', 5000).catch((error) => {
+      throw new Error(`${error.message}; chat: ${JSON.stringify(chat.report())}; view: ${JSON.stringify(snapshot(session))}`);
+    });
+    const asking = () => chat.messages.at(-1)?.parts.find((p) => p.type === 'tool-ask_user');
+    await chat.until(() => chat.status === 'ready' && asking()?.state === 'input-available', 'the question in useChat');
+    const question = { state: asking().state, input: asking().input };
+    await chat.addToolOutput({ tool: 'ask_user', toolCallId: asking().toolCallId, output: '8pm' });
+    await chat.until(() => chat.status === 'ready' && textOfMessage(chat.messages.at(-1)) === 'Booked a table for 8pm.', 'the answer in useChat');
+    await until(session, () => session.view.runs().some((r) => r.status === 'complete'), 'a run complete');
+    return { question, chat: chat.report(), posts, view: snapshot(session), errors };
   },
 };
 

@@ -89,10 +89,10 @@ export function until(session, predicate, what) {
 }
 
 /** Reject if `promise` has not settled in time (reports a hang; never paces anything). */
-export function withTimeout(promise, what) {
+export function withTimeout(promise, what, ms = TIMEOUT_MS) {
   let timer;
   const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), TIMEOUT_MS);
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -235,7 +235,8 @@ export class NodeChat extends AbstractChat {
   }
 }
 
-export function chatFor(session, scenario, extraBody = {}) {
+/** A Chat (what useChat wraps) on `session` through the Vercel ChatTransport; records its POSTs. */
+export function chatFor(session, scenario, extraBody = {}, chatInit = {}) {
   const posts = [];
   const transport = createChatTransport(session, {
     api: config.agentUrl,
@@ -249,7 +250,7 @@ export function chatFor(session, scenario, extraBody = {}) {
       return response;
     },
   });
-  return { chat: new NodeChat({ transport }), posts };
+  return { chat: new NodeChat({ ...chatInit, transport }), posts };
 }
 
 // -- main -----------------------------------------------------------------------------------------
@@ -258,7 +259,9 @@ async function runOne(scenarios, name) {
   const scenario = scenarios[name];
   if (!scenario) return { scenario: name, ok: false, error: `unknown scenario ${name}` };
   try {
-    const report = await scenario(`${config.prefix}-${name}`);
+    // A scenario awaiting something without its own deadline (say, useChat's sendMessage)
+    // must still report a hang rather than keep the process alive.
+    const report = await withTimeout(scenario(`${config.prefix}-${name}`), `scenario ${name} to finish`, 3 * TIMEOUT_MS);
     return { scenario: name, ok: true, ...report };
   } catch (error) {
     return { scenario: name, ok: false, error: String(error?.stack ?? error) };
