@@ -109,14 +109,16 @@ def parse_body(raw: bytes) -> tuple[Invocation, dict[str, Any]]:
     """Decode and validate an invocation body; returns the invocation and the extra fields.
 
     Raises:
-        RequestRejected: (400) not UTF-8 JSON, not an object, or a bad invocation field
-            (the message names each bad field).
+        RequestRejected: (400) not UTF-8 JSON (or nested too deeply to decode), not an
+            object, or a bad invocation field (the message names each bad field).
     """
     try:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         reason = "empty body" if not raw.strip() else f"malformed JSON ({exc})"
         raise RequestRejected(400, f"unable to read invocation; {reason}") from None
+    except RecursionError:  # a small body can still nest deeper than the decoder goes
+        raise RequestRejected(400, "unable to read invocation; JSON nested too deeply") from None
     if not isinstance(body, dict):
         raise RequestRejected(400, "unable to read invocation; expected a JSON object "
                                    '{"inputEventId", "sessionName"}, got '

@@ -73,6 +73,7 @@ BAD_BODIES = [
                  id="wrong-type"),
     pytest.param(b'{"inputEventId": "", "sessionName": "ai:test-session"}', 400,
                  "inputEventId:", id="empty-id"),
+    pytest.param(b"[" * 30000 + b"]" * 30000, 400, "JSON nested too deeply", id="deep"),
 ]
 
 
