@@ -52,14 +52,14 @@ async def test_the_doc_server_serves_the_invocation_post_and_a_token(doc_server)
             "access-control-request-headers": "content-type"})
         token = await http.get("/api/auth/token")
 
-    assert refused.status_code == 404  # allow_session: only "chat:" sessions
+    assert refused.status_code == 404  # allow_session: only "ai:" sessions
     assert bad.status_code == 400
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "http://localhost:3000"
     assert token.status_code == 200
     signed = token.json()
     assert (signed["keyName"], signed["clientId"]) == ("app.key", "user-1")
-    assert signed["capability"] == '{"chat:*": ["history", "publish", "subscribe"]}'
+    assert signed["capability"] == '{"ai:user-1-*": ["history", "publish", "subscribe"]}'
     assert None not in signed.values()
     await doc_server["rest"].close()
 
