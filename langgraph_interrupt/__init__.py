@@ -56,8 +56,12 @@ if TYPE_CHECKING:
     from .integration import cancellable as cancellable
     from .integration import get_abort_signal as get_abort_signal
     from .integration import run_graph as run_graph
+    from .server import AgentRequest as AgentRequest
+    from .server import create_agent_app as create_agent_app
 
 _LAZY = {
+    "AgentRequest": "server",  # the optional 'server' extra (starlette)
+    "create_agent_app": "server",
     "AblyChannel": "channels",
     "CancellableToolNode": "integration",
     "cancellable": "integration",
@@ -85,6 +89,7 @@ __all__ = [
     "AblyChannel",
     "AbortController",
     "AbortSignal",
+    "AgentRequest",
     "AgentSession",
     "CancelMode",
     "CancelReason",
@@ -126,6 +131,7 @@ __all__ = [
     "WireRecord",
     "__version__",
     "cancellable",
+    "create_agent_app",
     "get_abort_signal",
     "run_graph",
 ]

@@ -10,17 +10,17 @@ import langgraph_interrupt
 PACKAGE = Path(langgraph_interrupt.__file__).parent
 
 PUBLIC = [
-    "AITransportError", "AblyChannel", "AbortController", "AbortSignal", "AgentSession",
-    "CancelMode", "CancelReason", "CancelRequest", "CancelSource", "CancellableToolNode",
-    "Channel", "ChannelContinuityLostError", "ChannelError", "ChannelMessage", "ClientSession",
-    "EncoderRecoveryFailedError", "ErrorCode", "GraphOutcome", "HistoryFetchFailedError",
-    "HistoryPage", "InMemoryBroker", "InMemoryChannel", "InputEventNotFoundError",
-    "InvalidArgumentError", "InvalidInvocationError", "Invocation", "MutableMessagesDisabledError",
-    "OperationCancelledError", "OutboundMessage", "PipeResult", "Run", "RunCallbackHandler",
-    "RunCancelled", "RunCancelledError", "RunInfo", "RunLifecycleError", "SendHandle",
-    "SessionClosedError", "StreamError", "UIMessageDecoder", "UIMessageEncoder",
-    "UnsupportedChunkError", "WireRecord", "__version__", "cancellable", "get_abort_signal",
-    "run_graph",
+    "AITransportError", "AblyChannel", "AbortController", "AbortSignal", "AgentRequest",
+    "AgentSession", "CancelMode", "CancelReason", "CancelRequest", "CancelSource",
+    "CancellableToolNode", "Channel", "ChannelContinuityLostError", "ChannelError",
+    "ChannelMessage", "ClientSession", "EncoderRecoveryFailedError", "ErrorCode", "GraphOutcome",
+    "HistoryFetchFailedError", "HistoryPage", "InMemoryBroker", "InMemoryChannel",
+    "InputEventNotFoundError", "InvalidArgumentError", "InvalidInvocationError", "Invocation",
+    "MutableMessagesDisabledError", "OperationCancelledError", "OutboundMessage", "PipeResult",
+    "Run", "RunCallbackHandler", "RunCancelled", "RunCancelledError", "RunInfo",
+    "RunLifecycleError", "SendHandle", "SessionClosedError", "StreamError", "UIMessageDecoder",
+    "UIMessageEncoder", "UnsupportedChunkError", "WireRecord", "__version__", "cancellable",
+    "create_agent_app", "get_abort_signal", "run_graph",
 ]
 
 

@@ -263,6 +263,12 @@ class RunCallbackHandler(AsyncCallbackHandler):
         """Publish everything queued so far (the runner calls it before checkpoint repair)."""
         await self._drain()
 
+    async def finish(self, reason: str) -> None:
+        """Publish what is queued plus the closing chunks for ``reason`` now, and stop taking
+        events (the run's finalizer then has nothing left to do). The runner calls it before
+        closing the step of a suspended run."""
+        await self._finalize(self.run, reason)
+
     async def _finalize(self, run: Run, reason: str) -> None:
         with self._lock:
             if self._closed:

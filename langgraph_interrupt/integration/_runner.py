@@ -134,7 +134,7 @@ async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
         await run.end("error", error=error)
         return GraphOutcome("error", error=error)
     if interrupts:
-        await handler.flush()
+        await handler.finish("suspended")  # closing chunks go in before the step ends
         await run.end_step("complete")
         await run.suspend()
         return GraphOutcome("suspended", interrupts=tuple(interrupts))

@@ -119,6 +119,9 @@ class ChunkTranslator:
             out.append({"type": "error", "errorText": error_text or "the run failed"})
         if reason == "complete" and self._started:
             out.append({"type": "finish", "finishReason": "stop"})
+        elif reason == "suspended" and self._started:
+            # The turn is over until the client answers: UI streams (useChat) close on finish.
+            out.append({"type": "finish", "finishReason": "tool-calls"})
         return out
 
     # -- LLM -------------------------------------------------------------------------------

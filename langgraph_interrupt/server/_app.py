@@ -123,6 +123,7 @@ class AgentEndpoint:
                                     on_cancel=on_cancel, idle_timeout=session_idle_timeout,
                                     session_options=dict(session_options or {}))
         self._max_body = max_body_bytes
+        self._input_wait = 0.25  # seconds; see handle()
         self._shutdown_timeout = shutdown_timeout
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -148,6 +149,10 @@ class AgentEndpoint:
             name = invocation.session_name
             session = await self.sessions.acquire(name)  # held until the agent returns
             try:
+                # The client publishes its input before POSTing; wait briefly for it so a
+                # continuation is answered with the run id it resumes (bounded: a miss only
+                # makes the id provisional, the run still finds its input in history).
+                await session.wait_for_input(invocation.input_event_id, self._input_wait)
                 run = session.create_run(invocation)
             except SessionClosedError as exc:  # shutdown closed it since we got it
                 self.sessions.release(name)
@@ -157,8 +162,8 @@ class AgentEndpoint:
         headers = MappingProxyType({name: ", ".join(request.headers.getlist(name))
                                     for name in request.headers})
         self._spawn(run, AgentRequest(invocation, MappingProxyType(extra), headers))
-        # run_id is provisional for a continuation until start() reads the trigger (the
-        # JS agent answers the same way); the client learns the real one on the channel.
+        # For a continuation whose input was not seen within the wait, run_id stays
+        # provisional until start() reads the trigger; the client learns it on the channel.
         return JSONResponse({"runId": run.run_id, "invocationId": run.invocation_id})
 
     def _spawn(self, run: Run, request: AgentRequest) -> None:

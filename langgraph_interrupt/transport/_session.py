@@ -193,12 +193,43 @@ class AgentSession:
             raise InvalidInvocationError(unable_to(
                 "create run", f"the invocation is for session {invocation.session_name!r}, "
                 f"not {self.channel.name!r}"))
+        if run_id is None:
+            # A continuation names the run it resumes: when its input already arrived live,
+            # adopt that id now, so the HTTP answer names the real run (the JS agent answers
+            # with a provisional id that never appears on the channel).
+            known = self._inputs.get(invocation.input_event_id)
+            if known is not None and known.run_id:
+                run_id = known.run_id
         run = Run(self, invocation, run_id=run_id, invocation_id=invocation_id,
                   on_cancelled=on_cancelled, signal=signal,
                   terminal_timeout=self._terminal_timeout)
         self._runs[run.run_id] = run
         self._hooks[run] = on_cancel or self._on_cancel
         return run
+
+    async def wait_for_input(self, input_event_id: str, timeout: float) -> Trigger | None:
+        """Wait up to ``timeout`` for the live ``ai-input`` of ``input_event_id``.
+
+        The JS client publishes its input, then POSTs the invocation; the POST can win the
+        race. An endpoint that answers with the run id at once waits this briefly first, so
+        a continuation is answered with the run it resumes. ``None`` if not seen in time
+        (the run then finds its input in history when it starts).
+        """
+        trigger = self._inputs.get(input_event_id)
+        if trigger is not None or timeout <= 0:
+            return trigger
+        future: asyncio.Future[Trigger] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(input_event_id, []).append(future)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            return None
+        finally:
+            waiters = self._waiters.get(input_event_id, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._waiters.pop(input_event_id, None)
 
     async def _locate(self, run: Run) -> Trigger:
         if self._closed:

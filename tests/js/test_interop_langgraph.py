@@ -158,12 +158,6 @@ def test_an_interrupt_suspends_the_run_and_the_clients_answer_resumes_it(graph) 
     assert find_history_errors(state.values["messages"]) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "run_graph suspends on interrupt() without a finish chunk (finishReason 'tool-calls'); "
-    "useChat's stream closes only on finish/error/abort or ai-run-end (protocol notes §7), "
-    "so useChat stays 'streaming' and never shows the question as answerable. Fix in the "
-    "integration: publish finish{tool-calls} (after finish-step, before end_step/suspend). "
-    "Remove this marker then."))
 def test_use_chat_answers_an_interrupt_and_the_graph_resumes(graph) -> None:
     report = graph.report("graph-chat-hitl")
 

@@ -460,11 +460,6 @@ def test_an_agent_that_is_neither_callable_nor_a_graph_is_refused(broker) -> Non
 
 
 # -- known gap (transport) -------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=(
-    "AgentSession.create_run keeps a provisional run id until start() reads the trigger, so "
-    "the POST answer names a run that does not exist for a continuation (the JS agent does "
-    "the same, §11.7). Fix in the transport: create_run adopts the run-id of a trigger the "
-    "session already indexed live. Remove this marker then."))
 async def test_a_continuation_post_answers_with_the_run_it_resumes(serve, client) -> None:
     async def asks_then_answers(run: Run, request: AgentRequest) -> None:
         await run.start()
