@@ -203,10 +203,6 @@ class RunCallbackHandler(AsyncCallbackHandler):
             self._wake_pending = True
         self._wake()
 
-    def push(self, chunks: Sequence[Chunk]) -> None:
-        """Enqueue chunks from outside the callbacks (thread-safe, never blocks)."""
-        self._emit(lambda: list(chunks))
-
     def _wake(self) -> None:
         try:
             on_loop = asyncio.get_running_loop() is self._loop

@@ -25,8 +25,6 @@ from ._translate import CANCELLED_MARK
 
 __all__ = ["load_conversation", "to_langchain"]
 
-UIMessage = dict[str, Any]
-
 
 async def load_conversation(channel: Channel, *, page_size: int = 100, max_pages: int = 20,
                             ) -> tuple[list[DecodedMessage], list[ChannelMessage]]:

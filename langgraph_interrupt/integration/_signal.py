@@ -63,10 +63,6 @@ class RunScope:
                 if self._running == 0:
                     self._idle.set()
 
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until no critical section runs (for threads; loops use :meth:`idle`)."""
-        return self._idle.wait(timeout)
-
     async def idle(self, timeout: float | None = None) -> bool:
         """Wait until no critical section runs (sections may end on worker threads, so
         this waits on a thread; it only happens during a cancel that found one running)."""
