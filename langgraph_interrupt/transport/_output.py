@@ -1,33 +1,35 @@
-"""Executing encoder operations on a channel, and shielded terminal publishes.
+"""Executing encoder operations through a run's outbox, and shielded terminal publishes.
 
-Owns: :class:`MessageWriter` (one per assistant message: maps stream ids to serials, keeps
-appends going after a failure and repairs a failed stream with one full-text update at its
-close) and :func:`shielded` (run an awaitable to completion even while the calling task is
-being cancelled, bounded in time).
+Owns: :class:`MessageWriter` (one per assistant message: keeps each stream's serial,
+coalesces deltas while an append is in flight, caps the append rate with a rollup window,
+keeps appends going after a failure and repairs a failed stream with one full-text update)
+and :func:`shielded` (run an awaitable to completion even while the calling task is being
+cancelled, bounded in time).
 
 Why the repair replaces the terminal append instead of following it: a live subscriber
 closes its stream tracker on ``status:"complete"`` and ignores later updates (the JS agent's
 anomaly §11.4), so an update sent after the terminal append fixes history but not screens.
-Sending the full text as the terminal ``message.update`` fixes both.
+Sending the full text as the terminal ``message.update`` fixes both. A failure learnt only
+after the terminal append went out (the writer does not wait for acknowledgements) is
+repaired right then: history and late joiners are right, a live screen may miss a fragment.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from .._errors import (
     AITransportError,
-    ChannelError,
     EncoderRecoveryFailedError,
     MutableMessagesDisabledError,
     unable_to,
 )
 from .._wire import EVENT_OUTPUT, OutboundMessage
-from ..channels import Channel
 from ..codec import UIMessageEncoder, WireOp
+from ._outbox import Outbox, Target, TargetNotPublishedError
 
 __all__ = ["MessageWriter", "shielded"]
 
@@ -76,93 +78,189 @@ async def shielded(awaitable: Awaitable[T], timeout: float) -> T:
     return await wait_shielded(start_bounded(awaitable, timeout))
 
 
+class _Stream:
+    """What the writer knows of one stream it created."""
+
+    __slots__ = ("buffer", "extras", "failed", "inflight", "last", "serial", "timer")
+
+    def __init__(self, serial: Target) -> None:
+        self.serial = serial
+        self.inflight: asyncio.Future[None] | None = None  # the stream's append in flight
+        self.buffer: list[str] = []  # deltas waiting for it, sent as one append
+        self.extras: Mapping[str, Any] = {}
+        self.failed = False
+        self.last = 0.0  # loop time of the last append sent
+        self.timer: asyncio.TimerHandle | None = None
+
+
 class MessageWriter:
-    """Publishes one assistant message's wire operations in order.
+    """Publishes one assistant message's wire operations, in order, through the run's
+    :class:`~._outbox.Outbox`: nothing here waits for an acknowledgement.
+
+    Each stream has at most one append in flight: later deltas wait in a buffer and go out
+    as one append when it is acknowledged (and, with ``rollup_window``, at most one append
+    per window). So a slow link carries fewer, larger appends, and a retried append (the
+    backend retries a refused one) can never land after a later fragment. A stream's
+    closing append carries what is still buffered and waits for the append in flight, so
+    whether the stream needs a repair is known before its terminal status goes out; the
+    run's later publishes (``finish``, ``ai-step-end``, ``ai-run-end``) queue behind it.
 
     Args:
-        channel: where to publish.
+        outbox: the run's ordered sender.
         encoder: the message's encoder (its ``headers`` carry the run and step headers).
         next_id: returns an idempotency id for each publish.
+        rollup_window: minimum seconds between two appends of one stream (0: no minimum).
     """
 
-    __slots__ = ("_channel", "_failed", "_next_id", "_serials", "encoder", "fatal")
+    __slots__ = ("_loop", "_next_id", "_outbox", "_streams", "_window", "encoder", "fatal")
 
-    def __init__(self, channel: Channel, encoder: UIMessageEncoder,
-                 next_id: Callable[[], str]) -> None:
-        self._channel = channel
+    def __init__(self, outbox: Outbox, encoder: UIMessageEncoder, next_id: Callable[[], str],
+                 *, rollup_window: float = 0.0) -> None:
+        self._outbox = outbox
         self.encoder = encoder
         self._next_id = next_id
-        self._serials: dict[str, str] = {}
-        self._failed: set[str] = set()
+        self._window = rollup_window
+        self._loop = asyncio.get_running_loop()
+        self._streams: dict[str, _Stream] = {}
         #: Set when the channel cannot stream at all (no mutable-messages rule): the run
         #: must fail with one clear error rather than a failure per delta.
         self.fatal: AITransportError | None = None
 
-    async def write(self, ops: list[WireOp]) -> None:
+    def write(self, ops: list[WireOp]) -> None:
+        """Submit ``ops`` in order. Raises the fatal error (every time), or the first refusal
+        of the run's outbox learnt since it was last taken (once)."""
         for op in ops:
             kind = op.kind
             if kind == "append":
-                stream_id = op.stream_id
-                assert stream_id is not None
-                if stream_id in self._failed:
-                    continue
-                try:
-                    await self._channel.append(self._serials[stream_id], op.data, op.extras)
-                except ChannelError as exc:
-                    self._append_failed(stream_id, exc)
-            elif kind == "publish":
-                await self._publish(op.data, op.extras)
-            elif kind == "create":
-                assert op.stream_id is not None
-                self._serials[op.stream_id] = await self._publish(op.data, op.extras)
+                stream = self._streams.get(op.stream_id)  # type: ignore[arg-type]
+                if stream is not None and not stream.failed and self.fatal is None:
+                    self._append(stream, op.data, op.extras)
+            elif kind == "close":
+                self._close(op)
             else:
-                await self._close(op)
+                future = self._outbox.publish(OutboundMessage(EVENT_OUTPUT, op.data, op.extras,
+                                                              self._next_id()))
+                if kind == "create":
+                    assert op.stream_id is not None
+                    self._streams[op.stream_id] = _Stream(future)
         if self.fatal is not None:
             raise self.fatal
+        error = self._outbox.take_error()
+        if error is not None:
+            raise error
 
-    async def cancel_streams(self) -> None:
+    @property
+    def buffered(self) -> bool:
+        """Whether deltas are waiting for an append in flight or the rollup window."""
+        return any(stream.buffer for stream in self._streams.values())
+
+    def send_buffered(self) -> None:
+        """Send what waits only for the rollup window now (what waits for an append in
+        flight goes when it is acknowledged)."""
+        for stream in self._streams.values():
+            if stream.timer is not None and stream.inflight is None:
+                stream.timer.cancel()
+                self._flush_later(stream)
+
+    def cancel_streams(self) -> None:
         """Terminate every open stream with ``status:"cancelled"`` (idempotent)."""
-        await self.write(self.encoder.cancel_streams())
+        self.write(self.encoder.cancel_streams())
 
-    async def _publish(self, data: Any, extras: dict[str, Any]) -> str:
-        message = OutboundMessage(EVENT_OUTPUT, data, extras, self._next_id())
-        serials = await self._channel.publish([message])
-        if not serials:
-            raise ChannelError(unable_to("publish output", "the channel returned no serial"))
-        return serials[0]
-
-    def _append_failed(self, stream_id: str, exc: ChannelError) -> None:
-        self._failed.add(stream_id)
-        if isinstance(exc, MutableMessagesDisabledError):
-            self.fatal = EncoderRecoveryFailedError(unable_to(
-                "stream output",
-                f"{exc.message} (enable the \"Message annotations, updates, deletes and "
-                f"appends\" rule on the channel namespace)"))
-            self.fatal.__cause__ = exc
-        else:
-            logger.warning("append to stream %s failed (%s); it will be repaired at its end",
-                           stream_id, exc)
-
-    async def _close(self, op: WireOp) -> None:
-        stream_id = op.stream_id
-        assert stream_id is not None
-        serial = self._serials.pop(stream_id, None)
-        if serial is None:
-            return
-        if stream_id not in self._failed:
-            try:
-                await self._channel.append(serial, "", op.extras)
+    # -- appends ----------------------------------------------------------------------------
+    def _append(self, stream: _Stream, data: str, extras: Mapping[str, Any]) -> None:
+        inflight = stream.inflight
+        if inflight is not None and inflight.done():  # acknowledged already: settle it now
+            self._appended(stream, inflight)
+            if stream.failed:
                 return
-            except ChannelError as exc:
-                self._append_failed(stream_id, exc)
-                if self.fatal is not None:
-                    return
-        self._failed.discard(stream_id)
-        text = "".join(op.parts or ())
-        try:
-            await self._channel.update(serial, text, op.extras)
-        except ChannelError as exc:
+        if stream.inflight is not None or stream.timer is not None:
+            stream.buffer.append(data)
+            stream.extras = extras
+            return
+        wait = stream.last + self._window - self._loop.time() if self._window else 0.0
+        if wait > 0:
+            stream.buffer.append(data)
+            stream.extras = extras
+            stream.timer = self._loop.call_later(wait, self._flush_later, stream)
+            return
+        stream.last = self._loop.time()
+        future = self._outbox.append(stream.serial, data, extras, report=False)
+        stream.inflight = future
+        future.add_done_callback(lambda future: self._appended(stream, future))
+
+    def _appended(self, stream: _Stream, future: asyncio.Future[None]) -> None:
+        if stream.inflight is not future:
+            return  # settled already (by _append, which saw it done first)
+        stream.inflight = None
+        exc = None if future.cancelled() else future.exception()
+        if exc is not None:
+            self._append_failed(stream, exc)
+        elif stream.buffer and stream.timer is None:
+            self._append(stream, self._take(stream), stream.extras)
+
+    def _flush_later(self, stream: _Stream) -> None:
+        stream.timer = None
+        if stream.buffer and stream.inflight is None:
+            self._append(stream, self._take(stream), stream.extras)
+
+    @staticmethod
+    def _take(stream: _Stream) -> str:
+        data = "".join(stream.buffer)
+        stream.buffer.clear()
+        return data
+
+    def _append_failed(self, stream: _Stream, exc: BaseException) -> None:
+        if stream.failed:
+            return
+        stream.failed = True
+        stream.buffer.clear()
+        if isinstance(exc, MutableMessagesDisabledError):
+            if self.fatal is None:
+                self.fatal = EncoderRecoveryFailedError(unable_to(
+                    "stream output",
+                    f"{exc.message} (enable the \"Message annotations, updates, deletes and "
+                    f"appends\" rule on the channel namespace)"))
+                self.fatal.__cause__ = exc
+        elif not isinstance(exc, TargetNotPublishedError):  # that refusal is reported
+            logger.warning("append to a stream failed (%s); it will be repaired at its end",
+                           exc)
+
+    # -- closing ----------------------------------------------------------------------------
+    def _close(self, op: WireOp) -> None:
+        stream = self._streams.pop(op.stream_id, None)  # type: ignore[arg-type]
+        if stream is None:
+            return
+        if stream.timer is not None:
+            stream.timer.cancel()
+            stream.timer = None
+        rest = self._take(stream)
+        channel = self._outbox.channel
+
+        def start(serial: str) -> Coroutine[Any, Any, None] | None:
+            # Runs once the append in flight settled: repair or close, decided now.
+            if self.fatal is not None:
+                return None  # no mutation can succeed; the run fails with the fatal error
+            if stream.failed:  # one full-text terminal update, applied by live subscribers
+                return channel.update(serial, "".join(op.parts or ()), op.extras)
+            return channel.append(serial, rest, op.extras)
+
+        def closed(future: asyncio.Future[None]) -> None:
+            exc = None if future.cancelled() else future.exception()
+            if exc is None or isinstance(exc, TargetNotPublishedError):
+                return
+            if isinstance(exc, MutableMessagesDisabledError):
+                self._append_failed(stream, exc)
+                return
+            if not stream.failed:  # the closing append itself failed: repair the history
+                stream.failed = True  # (what followed it is on its way already)
+                logger.warning("closing stream %s failed (%s); repairing it", op.stream_id, exc)
+                self._outbox.update(stream.serial, "".join(op.parts or ()), op.extras,
+                                    report=False).add_done_callback(closed)
+                return
             error = EncoderRecoveryFailedError(unable_to(
-                "flush pending appends", f"recovery failed for stream(s): {stream_id}"))
+                "flush pending appends", f"recovery failed for stream(s): {op.stream_id}"))
             error.__cause__ = exc
-            self.fatal = self.fatal or error
+            self._outbox.report(error)
+
+        self._outbox.submit("close stream", start, target=stream.serial, after=stream.inflight,
+                            report=False).add_done_callback(closed)

@@ -5,6 +5,12 @@ protocol notes), piping a chunk source with cancellation, and the cancel path's 
 publish order: what ``on_cancelled`` wrote, ``status:"cancelled"`` on every open stream,
 ``ai-step-end{cancelled}``, ``ai-run-end{cancelled}``; nothing of the run after its end.
 
+Every publish of a run goes through its :class:`~._outbox.Outbox`: in order, without
+waiting for acknowledgements; only the first output of a step waits for the
+``ai-step-start``'s serial (outputs carry it as ``step-start-serial``, as the JS agent's do).
+Methods that report an outcome (:meth:`Run.pipe`, :meth:`Run.end`, :meth:`Run.suspend`)
+wait for the acknowledgements first, so a refused publish is reported, never hidden.
+
 Cancellation is an outcome here, not an exception: :meth:`Run.pipe` returns a
 :class:`PipeResult` with a reason. The run's :attr:`Run.signal` is the one abort signal for
 every source (a client's ``ai-cancel``, session shutdown, an external signal, your code).
@@ -18,7 +24,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from .._abort import AbortController, AbortSignal, CancelReason, RunCancelled, RunCancelledError
 from .._cancel import CancelTarget
@@ -60,15 +66,13 @@ from .._wire import (
     StepEndReason,
     make_extras,
 )
+from ..channels import Channel
 from ..codec import Chunk, UIMessageEncoder
+from ._outbox import Outbox
 from ._output import MessageWriter, shielded, start_bounded, wait_shielded
 from ._trigger import Trigger
 
-if TYPE_CHECKING:
-    from ..channels import Channel
-    from ._session import AgentSession
-
-__all__ = ["OnCancelled", "PipeResult", "Run", "RunState"]
+__all__ = ["OnCancelled", "PipeResult", "Run", "RunHost", "RunState"]
 
 logger = logging.getLogger("langgraph_interrupt.transport")
 
@@ -78,6 +82,23 @@ Finalizer = Callable[["Run", str], Awaitable[None] | None]
 
 
 _YIELD_EVERY = 64  # chunks between forced loop yields in pipe(); cheap, keeps cancel live
+
+
+class RunHost(Protocol):
+    """What a run needs from the session hosting it (:class:`AgentSession` is one)."""
+
+    @property
+    def channel(self) -> Channel: ...
+
+    async def _locate(self, run: Run) -> Trigger: ...
+
+    def _adopt(self, run: Run) -> None: ...
+
+    async def _decided(self, run: Run) -> None: ...
+
+    def _deregister(self, run: Run) -> None: ...
+
+    def _report(self, error: AITransportError) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +158,13 @@ class Run:
     takes the run id its input names.
     """
 
-    def __init__(self, session: AgentSession, invocation: Invocation, *, run_id: str | None,
+    def __init__(self, session: RunHost, invocation: Invocation, *, run_id: str | None,
                  invocation_id: str | None, on_cancelled: OnCancelled | None,
-                 signal: AbortSignal | None, terminal_timeout: float) -> None:
+                 signal: AbortSignal | None, terminal_timeout: float,
+                 append_rollup_window: float = 0.0) -> None:
         self._session = session
+        self._outbox = Outbox(session.channel)
+        self._rollup = append_rollup_window
         self.invocation = invocation
         self.run_id = run_id or str(uuid.uuid4())
         self.invocation_id = invocation_id or str(uuid.uuid4())
@@ -153,6 +177,8 @@ class Run:
         self._ids = itertools.count()
         self._steps = itertools.count()
         self._step: tuple[str, str] | None = None  # (step id, step-start serial)
+        self._step_opening: asyncio.Future[None] | None = None
+        self._pipe_error: AITransportError | None = None  # the last pipe()'s, for end()
         self._writer: MessageWriter | None = None
         self._pipe_task: asyncio.Task[Any] | None = None
         self._pulling = False
@@ -255,12 +281,37 @@ class Run:
             headers[H_STEP_START_SERIAL] = self._step[1]
         return headers
 
-    async def _publish(self, name: str, transport: dict[str, str]) -> str:
+    def _publish(self, name: str, transport: dict[str, str]) -> asyncio.Future[str]:
         if self.state == "ended":
             raise RunLifecycleError(f"run {self.run_id} has ended; nothing more is published")
-        serials = await self._session.channel.publish(
-            [OutboundMessage(name, None, make_extras(transport), self._next_id())])
-        return serials[0] if serials else ""
+        return self._outbox.publish(
+            OutboundMessage(name, None, make_extras(transport), self._next_id()))
+
+    async def flush(self) -> None:
+        """Wait until everything the run published so far was acknowledged by the channel.
+
+        Writes return once submitted (publishing is pipelined); call this before a side
+        effect that must not happen unless the output before it is stored. Raises the
+        first refusal of the run's publishes not reported yet (a refused append that the
+        writer will repair is not one).
+        """
+        await self._settled()
+
+    async def _settled(self, *, fatal: bool = True) -> None:
+        """Wait for every publish so far; raise the first refusal not yet reported (and,
+        with ``fatal``, the writer's fatal error)."""
+        outbox, writer = self._outbox, self._writer
+        while True:  # an acknowledged append releases the deltas coalesced behind it
+            if writer is not None:
+                writer.send_buffered()
+            await outbox.drain()
+            if not outbox.in_flight and (writer is None or not writer.buffered):
+                break
+        error = outbox.take_error()
+        if error is None and fatal and self._writer is not None:
+            error = self._writer.fatal
+        if error is not None:
+            raise error
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -282,21 +333,33 @@ class Run:
         self.trigger = trigger
         self._session._adopt(self)  # re-key a continuation; pull a buffered or history cancel
         self.state = "active"
+        # Not awaited: the step and outputs follow on the same ordered outbox, and a
+        # refusal is reported by whatever reports the run's outcome.
         if trigger.is_continuation:
-            await self._publish(EVENT_RUN_RESUME, self._base())
+            self._publish(EVENT_RUN_RESUME, self._base())
         else:
             headers = {H_RUN_ID: self.run_id, H_RUN_CLIENT_ID: trigger.run_client_id}
             _add_lineage(headers, trigger.run_parent, trigger)
             headers.update(self._base())
-            await self._publish(EVENT_RUN_START, headers)
+            self._publish(EVENT_RUN_START, headers)
+        await self._session._decided(self)  # a cancel found in history is decided first
 
     async def _open_step(self) -> None:
-        step_id = f"{self.invocation_id}-step-{next(self._steps)}"
-        serial = await self._publish(EVENT_STEP_START, self._step_headers(step_id))
-        self._step = (step_id, serial)
-        if self._writer is not None:
-            self._writer.encoder.headers = self._output_headers(self._writer.encoder
-                                                                .codec_message_id)
+        if self._step_opening is not None:  # another writer is opening it: wait for that
+            await asyncio.shield(self._step_opening)
+            return
+        self._step_opening = opening = self._loop.create_future()
+        try:
+            step_id = f"{self.invocation_id}-step-{next(self._steps)}"
+            # The outputs carry this serial: the one acknowledgement a step waits for.
+            serial = await self._publish(EVENT_STEP_START, self._step_headers(step_id))
+            self._step = (step_id, serial)
+            if self._writer is not None:
+                self._writer.encoder.headers = self._output_headers(self._writer.encoder
+                                                                    .codec_message_id)
+        finally:
+            self._step_opening = None
+            opening.set_result(None)
 
     async def end_step(self, reason: StepEndReason = "complete") -> None:
         """Close the step that :meth:`write` opened (``ai-step-end``); a no-op without one.
@@ -306,10 +369,10 @@ class Run:
         """
         self._require_active("end step")
         if self._writer is not None:
-            await self._writer.cancel_streams()  # a stream left open would never end
-        await self._close_step(reason)
+            self._writer.cancel_streams()  # a stream left open would never end
+        self._close_step(reason)
 
-    async def _close_step(self, reason: StepEndReason) -> None:
+    def _close_step(self, reason: StepEndReason) -> None:
         if self._step is None:
             return
         step_id, serial = self._step
@@ -317,7 +380,7 @@ class Run:
         headers.update(self._step_headers(step_id))
         headers[H_STEP_REASON] = reason
         self._step = None
-        await self._publish(EVENT_STEP_END, headers)
+        self._publish(EVENT_STEP_END, headers)
 
     def _require_active(self, what: str) -> None:
         if self.state != "active":
@@ -328,24 +391,30 @@ class Run:
         """Start a new assistant message (a fresh codec-message-id) for later writes."""
         self._require_active("start message")
         cmid = str(uuid.uuid4())
-        self._writer = MessageWriter(self._session.channel,
+        self._writer = MessageWriter(self._outbox,
                                      UIMessageEncoder(cmid, self._output_headers(cmid)),
-                                     self._next_id)
+                                     self._next_id, rollup_window=self._rollup)
         return cmid
 
     async def write(self, chunk: Chunk) -> None:
         """Publish one chunk into the current assistant message (opening a step if needed).
 
         Allowed inside ``on_cancelled`` (to write final outputs); refused after the end.
+        Returns once the chunk is submitted, not acknowledged; it waits only while too
+        many publishes are in flight, and for the ``ai-step-start`` of a new step. Raises
+        a refusal of an earlier publish of the run (once).
         """
         self._require_active("write output")
         if self._writer is None:
             self.new_message()
-        writer = self._writer
-        assert writer is not None
         if self._step is None:  # lazily, right before the first output (as the JS agent)
             await self._open_step()
-        await writer.write(writer.encoder.encode(chunk))
+        outbox = self._outbox
+        if outbox.in_flight >= 256:
+            await outbox.room()
+        writer = self._writer
+        assert writer is not None
+        writer.write(writer.encoder.encode(chunk))
 
     async def pipe(self, source: AsyncIterable[Chunk] | Iterable[Chunk]) -> PipeResult:
         """Publish every chunk of ``source`` as one assistant message, until it ends or the
@@ -418,15 +487,19 @@ class Run:
             raise asyncio.CancelledError
         if outcome == "error" and error is None:
             error = StreamError(unable_to("complete run", "unknown error"))
+        self._pipe_error = error
         return PipeResult(outcome, error, self.signal.reason if outcome == "cancelled" else None,
                           finish_reason)
 
     async def _finish_pipe(self, outcome: RunEndReason, error: AITransportError | None) -> None:
         writer = self._writer
-        if writer is not None:
-            await writer.cancel_streams()  # dangling or cancelled streams are terminated
-        await self._close_step({"complete": "complete", "cancelled": "cancelled",
-                                "error": "failed"}[outcome])  # type: ignore[arg-type]
+        try:
+            if writer is not None:
+                writer.cancel_streams()  # dangling or cancelled streams are terminated
+        finally:
+            self._close_step({"complete": "complete", "cancelled": "cancelled",
+                              "error": "failed"}[outcome])  # type: ignore[arg-type]
+        await self._settled()
 
     async def _run_on_cancelled(self) -> None:
         if self._cancel_handled or self._on_cancelled is None or self.state != "active":
@@ -485,9 +558,10 @@ class Run:
         await self._finalize("suspended")
         if self._step is not None:
             raise RunLifecycleError(unable_to("suspend run", "a step is still open"))
-        await shielded(self._publish(EVENT_RUN_SUSPEND, self._base()), self._terminal_timeout)
+        self._publish(EVENT_RUN_SUSPEND, self._base())
         self.state = "suspended"
         self._session._deregister(self)
+        await shielded(self._settled(), self._terminal_timeout)
 
     async def end(self, outcome: PipeResult | RunEndReason | None = None, *,
                   error: BaseException | None = None) -> None:
@@ -518,6 +592,8 @@ class Run:
             if isinstance(outcome, PipeResult):
                 error = error or outcome.error
                 outcome = outcome.reason
+            elif outcome is None and error is None:
+                error = self._pipe_error  # the last pipe() failed: the run did not complete
             if self.cancelled:
                 reason: RunEndReason = "cancelled"
             elif outcome is None:
@@ -531,16 +607,18 @@ class Run:
             self._ending.set_result(None)
 
     async def _publish_end(self, reason: RunEndReason, error: BaseException | None) -> None:
+        # Everything below goes out back to back (no acknowledgement is awaited before
+        # ai-run-end), then the acknowledgements are awaited for the report.
         try:
             await self._finalize(reason)
             if reason == "cancelled":
                 await self._run_on_cancelled()
             if self._writer is not None:
-                await self._writer.cancel_streams()
-            await self._close_step({"complete": "complete", "cancelled": "cancelled",
-                                    "error": "failed"}[reason])  # type: ignore[arg-type]
+                self._writer.cancel_streams()
         except AITransportError as exc:
             logger.warning("run %s: closing streams before the end failed: %s", self.run_id, exc)
+        self._close_step({"complete": "complete", "cancelled": "cancelled",
+                          "error": "failed"}[reason])  # type: ignore[arg-type]
         trigger = self.trigger
         assert trigger is not None
         headers = {H_RUN_ID: self.run_id, H_RUN_CLIENT_ID: trigger.run_client_id,
@@ -554,11 +632,12 @@ class Run:
             headers[H_ERROR_CODE] = str(wire.code)
             headers[H_ERROR_MESSAGE] = wire.message
         try:
-            await self._publish(EVENT_RUN_END, headers)
+            self._publish(EVENT_RUN_END, headers)
         finally:
             self.state = "ended"
             self.end_reason = reason
             self._session._deregister(self)
+        await self._settled(fatal=False)  # a fatal writer error ended the pipe already
 
     # -- context manager ---------------------------------------------------------------------------
     async def __aenter__(self) -> Run:

@@ -27,6 +27,7 @@ from .._errors import (
     AITransportError,
     ErrorCode,
     InputEventNotFoundError,
+    InvalidArgumentError,
     InvalidInvocationError,
     OperationCancelledError,
     SessionClosedError,
@@ -82,6 +83,10 @@ class AgentSession:
         terminal_timeout: bound on each terminal publish (step/run end) during cancel/close.
         cancel_buffer_size / cancel_buffer_ttl: bound on cancels kept for runs that do not
             exist yet (count, seconds); the oldest are dropped first.
+        append_rollup_window: minimum seconds between two appends of one stream (Ably's
+            ``appendRollupWindow``; 0, the default, only coalesces while an append is in
+            flight). Larger windows mean fewer messages per answer (Ably bills per
+            message) and tokens that arrive later; see ``docs/performance.md``.
 
     Example::
 
@@ -94,8 +99,12 @@ class AgentSession:
                  on_error: OnError | None = None, trigger_timeout: float = 5.0,
                  max_history_pages: int = 20, history_page_size: int = 100,
                  terminal_timeout: float = 5.0, cancel_buffer_size: int = 200,
-                 cancel_buffer_ttl: float = 60.0, input_index_size: int = 1000) -> None:
+                 cancel_buffer_ttl: float = 60.0, input_index_size: int = 1000,
+                 append_rollup_window: float = 0.0) -> None:
+        if append_rollup_window < 0:
+            raise InvalidArgumentError("append_rollup_window must not be negative")
         self.channel = channel
+        self._rollup = append_rollup_window
         self._on_cancel = on_cancel
         self._on_error = on_error or _log_error
         self._trigger_timeout = trigger_timeout
@@ -112,6 +121,7 @@ class AgentSession:
         self._waiters: dict[str, list[asyncio.Future[Trigger]]] = {}
         self._hooks: dict[Run, OnCancel | None] = {}
         self._pending: dict[Run, deque[CancelTarget]] = {}
+        self._deciding: dict[Run, asyncio.Task[None]] = {}
         self._workers: set[asyncio.Task[None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self._connected = False
@@ -202,7 +212,7 @@ class AgentSession:
                 run_id = known.run_id
         run = Run(self, invocation, run_id=run_id, invocation_id=invocation_id,
                   on_cancelled=on_cancelled, signal=signal,
-                  terminal_timeout=self._terminal_timeout)
+                  terminal_timeout=self._terminal_timeout, append_rollup_window=self._rollup)
         self._runs[run.run_id] = run
         self._hooks[run] = on_cancel or self._on_cancel
         return run
@@ -362,7 +372,21 @@ class AgentSession:
         self._pending[run] = deque()
         task = asyncio.ensure_future(self._decide_async(run, target, verdict))
         self._workers.add(task)
-        task.add_done_callback(self._workers.discard)
+        self._deciding[run] = task
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._workers.discard(task)
+            if self._deciding.get(run) is task:
+                del self._deciding[run]
+
+        task.add_done_callback(done)
+
+    async def _decided(self, run: Run) -> None:
+        """Wait for the ``on_cancel`` decisions in flight for ``run`` (a cancel found when
+        it started must be decided before it produces output)."""
+        task = self._deciding.get(run)
+        if task is not None:
+            await asyncio.shield(task)
 
     def _ask(self, run: Run, target: CancelTarget) -> bool | Awaitable[Any]:
         hook = self._hooks.get(run)
