@@ -123,7 +123,6 @@ class AgentEndpoint:
                                     on_cancel=on_cancel, idle_timeout=session_idle_timeout,
                                     session_options=dict(session_options or {}))
         self._max_body = max_body_bytes
-        self._input_wait = 0.25  # seconds; see handle()
         self._shutdown_timeout = shutdown_timeout
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -149,21 +148,25 @@ class AgentEndpoint:
             name = invocation.session_name
             session = await self.sessions.acquire(name)  # held until the agent returns
             try:
-                # The client publishes its input before POSTing; wait briefly for it so a
-                # continuation is answered with the run id it resumes (bounded: a miss only
-                # makes the id provisional, the run still finds its input in history).
-                await session.wait_for_input(invocation.input_event_id, self._input_wait)
                 run = session.create_run(invocation)
-            except SessionClosedError as exc:  # shutdown closed it since we got it
+            except AITransportError as exc:  # the session closed since we got it
                 self.sessions.release(name)
-                raise RequestRejected(503, exc.message, code=exc.code) from None
+                raise _locate_failed(exc) from None
+            try:
+                # Find the input (live, or in history while the session attaches: one round
+                # trip at most, no timer), so a continuation is answered with the run it
+                # resumes and the agent starts without looking again. Worst case: the
+                # input is not on the channel, and this waits trigger_timeout for it.
+                await run.locate()
+            except AITransportError as exc:
+                self.sessions.release(name)
+                await run.end()  # never started: forgotten, nothing published
+                raise _locate_failed(exc) from None
         except RequestRejected as exc:
             return JSONResponse(exc.body(), status_code=exc.status_code)
         headers = MappingProxyType({name: ", ".join(request.headers.getlist(name))
                                     for name in request.headers})
         self._spawn(run, AgentRequest(invocation, MappingProxyType(extra), headers))
-        # For a continuation whose input was not seen within the wait, run_id stays
-        # provisional until start() reads the trigger; the client learns it on the channel.
         return JSONResponse({"runId": run.run_id, "invocationId": run.invocation_id})
 
     def _spawn(self, run: Run, request: AgentRequest) -> None:
@@ -230,6 +233,15 @@ class AgentEndpoint:
             for task in pending:
                 task.cancel()
             await asyncio.wait(pending, timeout=self._shutdown_timeout)
+
+
+def _locate_failed(exc: AITransportError) -> RequestRejected:
+    """The POST's answer when the run's input cannot be found or read."""
+    if isinstance(exc, InputEventNotFoundError):
+        return RequestRejected(404, exc.message, code=exc.code)
+    if isinstance(exc, InvalidArgumentError):
+        return RequestRejected(400, exc.message, code=exc.code)
+    return RequestRejected(503, exc.message, code=exc.code)  # closed, history, attach
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

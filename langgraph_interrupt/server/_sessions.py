@@ -150,12 +150,9 @@ class SessionPool:
         channel = self._factory(name)
         if inspect.isawaitable(channel):
             channel = await channel
+        # Not connected here: the first run's lookup attaches it, and reads history at the
+        # same time (see AgentSession), which saves a round trip on a conversation's first turn.
         session = AgentSession(channel, on_cancel=self._on_cancel, **self._options)
-        try:
-            await session.connect()
-        except BaseException:
-            await session.close()
-            raise
         if self._closed:  # shutdown began while connecting: do not leak the session
             await session.close()
             raise _shutting_down()

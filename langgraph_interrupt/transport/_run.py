@@ -314,6 +314,34 @@ class Run:
             raise error
 
     # -- lifecycle --------------------------------------------------------------------------------
+    async def locate(self) -> Trigger:
+        """Find the input that triggers the run, live or in history, and take the run id a
+        continuation names. :meth:`start` does it; an endpoint calls it first to answer the
+        POST with the right run id. Idempotent.
+
+        The lookup races the live input against one history scan (run while the session is
+        still attaching, if it is), so it costs one round trip to the channel at most; it
+        waits for an input that is not there yet up to the session's ``trigger_timeout``.
+
+        Raises:
+            OperationCancelledError: (40033) the run was cancelled before its input was found.
+            InputEventNotFoundError: (104010) the input was not found in time.
+            HistoryFetchFailedError: (104011) history could not be read.
+            SessionClosedError: (104004) the session closed meanwhile.
+        """
+        if self.trigger is not None:
+            return self.trigger
+        if self.cancelled:
+            raise OperationCancelledError(unable_to("start run", self.signal.reason))
+        trigger = await self._session._locate(self)
+        if self.trigger is not None:  # located concurrently
+            return self.trigger
+        if self.cancelled:
+            raise OperationCancelledError(unable_to("start run", self.signal.reason))
+        self.trigger = trigger
+        self._session._adopt(self)  # re-key a continuation; pull a buffered or history cancel
+        return trigger
+
     async def start(self) -> None:
         """Locate the trigger, then publish ``ai-run-start`` (or ``ai-run-resume``).
 
@@ -325,13 +353,7 @@ class Run:
         """
         if self.state != "created":
             raise RunLifecycleError(f"run {self.run_id} was already started")
-        if self.cancelled:
-            raise OperationCancelledError(unable_to("start run", self.signal.reason))
-        trigger = await self._session._locate(self)
-        if self.cancelled and self.trigger is None:
-            raise OperationCancelledError(unable_to("start run", self.signal.reason))
-        self.trigger = trigger
-        self._session._adopt(self)  # re-key a continuation; pull a buffered or history cancel
+        trigger = await self.locate()
         self.state = "active"
         # Not awaited: the step and outputs follow on the same ordered outbox, and a
         # refusal is reported by whatever reports the run's outcome.

@@ -124,6 +124,7 @@ class AgentSession:
         self._deciding: dict[Run, asyncio.Task[None]] = {}
         self._workers: set[asyncio.Task[None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
+        self._connecting: asyncio.Future[None] | None = None
         self._connected = False
         self._closed = False
 
@@ -134,12 +135,26 @@ class AgentSession:
 
     # -- connection -------------------------------------------------------------------------
     async def connect(self) -> None:
-        """Subscribe, then attach (so nothing between attach and subscribe is missed)."""
+        """Subscribe, then attach (so nothing between attach and subscribe is missed).
+
+        Idempotent; concurrent calls share one attach, and a failed attach is tried again
+        by the next call. Starting a run connects the session itself.
+        """
         if self._closed:
             raise SessionClosedError(unable_to("connect", "the session is closed"))
-        if self._connected:
-            return
-        self._unsubscribe = self.channel.subscribe(self._on_message)
+        if not self._connected:
+            await asyncio.shield(self._connect_soon())
+
+    def _connect_soon(self) -> asyncio.Future[None]:
+        connecting = self._connecting
+        if connecting is None or (connecting.done() and (connecting.cancelled()
+                                                         or connecting.exception())):
+            connecting = self._connecting = asyncio.ensure_future(self._attach())
+        return connecting
+
+    async def _attach(self) -> None:
+        if self._unsubscribe is None:
+            self._unsubscribe = self.channel.subscribe(self._on_message)
         await self.channel.attach()
         self._connected = True
 
@@ -244,30 +259,57 @@ class AgentSession:
     async def _locate(self, run: Run) -> Trigger:
         if self._closed:
             raise SessionClosedError(unable_to("start run", "the session is closed"))
-        await self.connect()
+        connecting = self._connect_soon()  # attached at once, or attaching meanwhile
         event_id = run.invocation.input_event_id
         trigger = self._inputs.get(event_id)
-        if trigger is not None:
-            return trigger
+        unbounded = False
+        if trigger is None:
+            # Not attached yet: read history without the attach bound, at the same time as
+            # the attach, so the lookup costs one round trip, not two. What the unbounded
+            # read may miss (a cancel published before the attach took effect) is caught
+            # up after the attach.
+            unbounded = not self._connected
+            trigger = await self._find(run, event_id, connecting, unbounded)
+        if not connecting.done():
+            task = asyncio.ensure_future(self._after_attach(run, connecting, unbounded))
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+        else:
+            connecting.result()  # an attach failure fails the start: no cancel could reach it
+        return trigger
+
+    async def _find(self, run: Run, event_id: str, connecting: asyncio.Future[None],
+                    unbounded: bool) -> Trigger:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Trigger] = loop.create_future()
         self._waiters.setdefault(event_id, []).append(future)
         aborted = asyncio.ensure_future(run.signal.wait())
+        deadline = loop.time() + self._trigger_timeout
         try:
-            scan = await scan_history(self.channel, event_id, max_pages=self._max_pages,
-                                      page_size=self._page_size)
-            if scan.trigger is not None and not future.done():
-                run._history_cancels = scan.cancels
-                return scan.trigger
-            waiting: set[asyncio.Future[Any]] = {future, aborted}
-            done, _ = await asyncio.wait(waiting, timeout=self._trigger_timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if future in done:
-                return future.result()
-            if aborted in done:
-                raise OperationCancelledError(unable_to("start run", run.signal.reason))
-            raise InputEventNotFoundError(unable_to(
-                "start run", f"input event {event_id!r} not found on {self.channel.name!r}"))
+            while True:
+                scan = await scan_history(self.channel, event_id, max_pages=self._max_pages,
+                                          page_size=self._page_size,
+                                          until_attach=not unbounded)
+                if future.done():
+                    return future.result()
+                if scan.trigger is not None:
+                    run._history_cancels = scan.cancels
+                    return scan.trigger
+                waiting: set[asyncio.Future[Any]] = {future, aborted}
+                if unbounded:  # once attached, read history up to the attach point again
+                    waiting.add(connecting)
+                done, _ = await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if future in done:
+                    return future.result()
+                if aborted in done:
+                    raise OperationCancelledError(unable_to("start run", run.signal.reason))
+                if connecting in done:
+                    connecting.result()
+                    unbounded = False
+                    continue
+                raise InputEventNotFoundError(unable_to(
+                    "start run", f"input event {event_id!r} not found on {self.channel.name!r}"))
         finally:
             aborted.cancel()
             waiters = self._waiters.get(event_id, [])
@@ -275,6 +317,22 @@ class AgentSession:
                 waiters.remove(future)
             if not waiters:
                 self._waiters.pop(event_id, None)
+
+    async def _after_attach(self, run: Run, connecting: asyncio.Future[None],
+                            unbounded: bool) -> None:
+        """The run was located before the session attached: finish the attach, and honour
+        cancels published before it took effect (history up to the attach point)."""
+        try:
+            await connecting
+            if unbounded and run.trigger is not None:
+                scan = await scan_history(self.channel, run.invocation.input_event_id,
+                                          max_pages=self._max_pages, page_size=self._page_size)
+                for target in scan.cancels:
+                    self._consider(run, target)
+        except Exception as exc:
+            logger.error("session %r: attach for run %s failed: %r", self.channel.name,
+                         run.run_id, exc)
+            run.cancel(CancelReason("error", f"the session could not attach: {exc}"))
 
     def _adopt(self, run: Run) -> None:
         trigger = run.trigger

@@ -156,9 +156,9 @@ async def test_a_channel_without_the_mutable_messages_rule_fails_the_run_with_on
     assert result.reason == "error" and result.error is not None
     assert result.error.code == 104000
     assert MUTABLE_MESSAGES_RULE in result.error.message and SESSION in result.error.message
-    # The first append fails, and the stream's close tries the repair update once (2 today):
-    # no retries of 93002 and no failure per delta, of which there are 20.
-    assert rule.fired <= 2
+    # The first append fails, and nothing else is tried: no repair update (it would be
+    # refused too), no retries of 93002 and no failure per delta, of which there are 20.
+    assert rule.fired == 1
     info = await handle.wait_ended(timeout=5)
     assert (info.status, info.error_code) == ("error", 104000)
     assert MUTABLE_MESSAGES_RULE in (info.error_message or "")

@@ -154,6 +154,8 @@ class ScenarioAgent:
     def __init__(self) -> None:
         self.log: dict[str, list[RunRecord]] = {}
         self._records: dict[Run, RunRecord] = {}
+        # Cancels decided while the endpoint located the run, before the agent was called.
+        self._early_requests: dict[Run, list[tuple[str | None, bool]]] = {}
         self._cancelled: dict[str, asyncio.Event] = {}
 
     async def __call__(self, run: Run, request: AgentRequest) -> None:
@@ -161,6 +163,7 @@ class ScenarioAgent:
         record = RunRecord(scenario, dict(request.extra), dict(request.headers), run)
         self.log.setdefault(request.session_name, []).append(record)
         self._records[run] = record
+        record.cancel_requests.extend(self._early_requests.pop(run, ()))
         if scenario == "raise":
             await run.start()
             raise RuntimeError("the agent crashed")
@@ -212,6 +215,7 @@ class ScenarioAgent:
         """The endpoint's cancel authorisation hook (async, as a real one may look users up)."""
         record = self._records.get(request.run)
         if record is None:
+            self._early_requests.setdefault(request.run, []).append((request.client_id, True))
             return True
         verdict = True
         if record.scenario == "owner-only":
