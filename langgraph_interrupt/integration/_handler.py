@@ -27,6 +27,7 @@ from .._abort import RunCancelledError
 from .._errors import AITransportError, RunLifecycleError
 from ..transport import Run
 from ._signal import RunScope
+from ._tool_output import install_output_capture
 from ._translate import Chunk, ChunkTranslator
 
 __all__ = ["RunCallbackHandler"]
@@ -48,6 +49,8 @@ class _QuietDropInCancel(logging.Filter):
 
 
 logging.getLogger("langchain_core.callbacks.manager").addFilter(_QuietDropInCancel())
+# Tools' return values as the tools returned them (a dict stays an object on the wire).
+install_output_capture()
 
 
 class RunCallbackHandler(AsyncCallbackHandler):
@@ -82,7 +85,7 @@ class RunCallbackHandler(AsyncCallbackHandler):
         #: Found by :func:`get_abort_signal` through the runnable config in drop-in mode.
         self.run_scope = scope or RunScope(run.signal)
         self.stop_on_cancel = stop_on_cancel
-        self.translator = ChunkTranslator()
+        self.translator = ChunkTranslator(self.run_scope.tool_outputs)
         self._lock = threading.Lock()  # hooks arrive from worker threads too
         self._queue: deque[Chunk] = deque()
         self._closed = False

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.tools.base import TOOL_MESSAGE_BLOCK_TYPES
 
 from .._wire import ChannelMessage
 from ..channels import Channel
@@ -107,9 +108,7 @@ def _tool_name(part: Mapping[str, Any]) -> str:
 def _result(part: Mapping[str, Any]) -> ToolMessage:
     call_id, name, state = part["toolCallId"], _tool_name(part), part.get("state")
     if state == "output-available":
-        output = part.get("output")
-        content = output if isinstance(output, str) else json.dumps(output)
-        return ToolMessage(content, tool_call_id=call_id, name=name)
+        return ToolMessage(_content(part.get("output")), tool_call_id=call_id, name=name)
     if state == "output-error":
         text = str(part.get("errorText") or "the tool failed")
         cancelled = text.lower().startswith("cancel")
@@ -123,6 +122,18 @@ def _result(part: Mapping[str, Any]) -> ToolMessage:
     # valid, and say so.
     return ToolMessage("Cancelled before it completed.", tool_call_id=call_id, name=name,
                        status="error", additional_kwargs={CANCELLED_MARK: True})
+
+
+def _content(output: Any) -> str | list[Any]:
+    """A tool part's output as ToolMessage content, the way ``ToolNode`` made it: text and
+    lists of content blocks as they are, any other value as its JSON text."""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, list) and all(
+            isinstance(b, Mapping) and b.get("type") in TOOL_MESSAGE_BLOCK_TYPES
+            for b in output):
+        return [dict(b) for b in output]
+    return json.dumps(output, ensure_ascii=False)
 
 
 def _args(value: Any) -> dict[str, Any]:

@@ -32,13 +32,16 @@ class RunScope:
     shielded work completes and its writes are committed before the graph stops.
     """
 
-    __slots__ = ("_idle", "_lock", "_running", "signal", "tool_results")
+    __slots__ = ("_idle", "_lock", "_running", "signal", "tool_outputs", "tool_results")
 
     def __init__(self, signal: AbortSignal) -> None:
         self.signal = signal
         #: tool call id -> the ToolMessage of every tool that completed in this run, so a
         #: checkpoint repair after a cancel records real results instead of "cancelled".
         self.tool_results: dict[str, Any] = {}
+        #: What tools of this run returned before LangChain encoded it into a ToolMessage's
+        #: text, by message (see ``_tool_output``): the values that go on the wire.
+        self.tool_outputs: dict[int, tuple[Any, Any]] = {}
         self._lock = threading.Lock()
         self._running = 0
         self._idle = threading.Event()

@@ -10,13 +10,16 @@ Events come from callbacks, not from the app's stream, so they are the same what
 (one step): ``start-step``; text and reasoning deltas as ``text-*``/``reasoning-*`` parts;
 tool-call chunks accumulated by index (the id and name arrive only on the first chunk) as
 ``tool-input-start``/``-delta``, and ``tool-input-available`` with the parsed arguments at
-the end; ``finish-step``. Tools: ``tool-output-available`` or ``tool-output-error``. Custom
-events: ``data-<name>`` parts.
+the end; ``finish-step``. Tools: ``tool-output-available`` or ``tool-output-error``; its
+``output`` is the value the tool returned (a dict stays an object: :mod:`._tool_output`), or
+the message content when that was text or content blocks. Custom events: ``data-<name>``
+parts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import re
@@ -26,6 +29,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from .._abort import RunCancelled
+from ._tool_output import MISSING, take_tool_output
 
 __all__ = ["CANCELLED_MARK", "ChunkTranslator", "LLMCall", "is_cancelled_tool_message"]
 
@@ -73,9 +77,15 @@ class _Call:
 
 class ChunkTranslator:
     """Callback events in, UI-message chunks out. One per run; not thread-safe (the
-    handler serialises calls)."""
+    handler serialises calls).
 
-    def __init__(self) -> None:
+    Args:
+        tool_outputs: where tools' original return values are recorded
+            (:attr:`RunScope.tool_outputs`); without it results go out as message content.
+    """
+
+    def __init__(self, tool_outputs: dict[int, tuple[Any, Any]] | None = None) -> None:
+        self._tool_outputs = tool_outputs if tool_outputs is not None else {}
         self._ids = itertools.count()
         self._llms: dict[UUID, LLMCall] = {}
         self._tool_runs: dict[UUID, str] = {}  # tool run id -> tool call id
@@ -266,7 +276,8 @@ class ChunkTranslator:
                 return self._answer(call_id, error=_text(output.content), cancelled=True)
             if getattr(output, "status", "success") == "error":
                 return self._answer(call_id, error=_text(output.content))
-            output = output.content
+            value = take_tool_output(self._tool_outputs, output)
+            output = output.content if value is MISSING else value
         return self._answer(call_id, output=output)
 
     def _answer(self, call_id: str, *, output: Any = None, error: str | None = None,
@@ -360,11 +371,13 @@ def _jsonable(value: Any) -> Any:
         return value
     except (TypeError, ValueError):
         pass
-    if hasattr(value, "model_dump"):
+    if hasattr(value, "model_dump"):  # pydantic: its JSON form (dates as ISO strings, ...)
         try:
-            return _jsonable(value.model_dump())
+            return _jsonable(value.model_dump(mode="json"))
         except Exception:  # a broken model_dump must not lose the output
             pass
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):

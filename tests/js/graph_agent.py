@@ -13,10 +13,14 @@ checked by the model itself. Tools:
   is still pending when Stop is pressed, so it must never run.
 * ``ask_user``: human in the loop, ``interrupt()`` with a question; the client's tool result
   is the answer.
+* ``VALUE_TOOLS``: server tools returning each kind of value (a list, a number, a bool,
+  ``None``, a pydantic model, JSON-looking text, content blocks), for the wire's fidelity.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +31,7 @@ from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Send, interrupt
+from pydantic import BaseModel
 
 from langgraph_interrupt.integration import (
     CancellableToolNode,
@@ -85,7 +90,34 @@ def ask_user(question: str) -> str:
     return str(answer)
 
 
-TOOLS = [get_weather, crawl_site, send_report, ask_user]
+class Reading(BaseModel):
+    station: str
+    day: datetime.date
+
+
+#: tool name -> what it returns; the client's part must show VALUES_SHOWN[name].
+VALUES: dict[str, Any] = {
+    "list_rows": [{"id": 1}, {"id": 2}],
+    "count_rows": 2,
+    "is_open": False,
+    "nothing": None,
+    "reading": Reading(station="ZRH", day=datetime.date(2024, 1, 2)),
+    "raw_json": json.dumps({"a": 1}),
+    "blocks": [{"type": "text", "text": "a content block"}],
+}
+VALUES_SHOWN: dict[str, Any] = {**VALUES, "reading": {"station": "ZRH", "day": "2024-01-02"}}
+
+
+def _value_tool(name: str) -> Any:
+    def run() -> Any:
+        return VALUES[name]
+
+    run.__name__, run.__doc__ = name, f"Returns {name}."
+    return tool(run)
+
+
+VALUE_TOOLS = [_value_tool(name) for name in VALUES]
+TOOLS = [get_weather, crawl_site, send_report, ask_user, *VALUE_TOOLS]
 
 
 def respond(messages: list[BaseMessage]) -> AIMessage | str:
@@ -112,6 +144,11 @@ def respond(messages: list[BaseMessage]) -> AIMessage | str:
                                               "args": {"question": "What time?"},
                                               "id": "call_ask"}])
         return f"Booked a table for {results[-1].text}."
+    if "values" in asked:
+        if not results:
+            return AIMessage("", tool_calls=[{"name": name, "args": {}, "id": f"call_{name}"}
+                                             for name in VALUES])
+        return f"Got {len(results)} values."
     if "what did you do" in asked:
         cancelled = [str(m.name) for m in messages if isinstance(m, ToolMessage)
                      and is_cancelled_tool_message(m)]

@@ -13,6 +13,7 @@ import {
   codec,
   dataParts,
   ended,
+  loadHistory,
   open,
   post,
   runScenarios,
@@ -27,6 +28,9 @@ import {
   watchToolStates,
   withTimeout,
 } from './lib/client.mjs';
+
+/** Tool call id -> { state, output } of its part (no `output` key when the part has none). */
+const outputsOf = (session) => Object.fromEntries(toolParts(session).map((p) => [p.toolCallId, { state: p.state, output: p.output }]));
 
 /** Send `text`, wake the graph, and return the agent-minted run id once it started. */
 async function ask(session, text) {
@@ -51,6 +55,23 @@ const scenarios = {
     const { runId } = await ask(session, 'What is the weather in Paris?');
     await ended(session, runId, 'complete');
     return { runId, states, tools: toolParts(session), text: textOf(session, runId), view: snapshot(session), errors };
+  },
+
+  // Server tools returning a list, a number, a bool, None, a pydantic model, JSON-looking text
+  // and content blocks: each part's output as the view holds it, live and for a late joiner.
+  async 'graph-tool-values'(channel) {
+    const { session, errors } = await open('user-1', channel);
+    const { runId } = await ask(session, 'Show me the values');
+    await ended(session, runId, 'complete');
+    const later = await open('user-2', channel);
+    await loadHistory(later.session);
+    return {
+      runId,
+      outputs: outputsOf(session),
+      lateJoiner: outputsOf(later.session),
+      text: textOf(session, runId),
+      errors,
+    };
   },
 
   // Stop while a tool runs (a second call still pending), then ask again on the same thread.

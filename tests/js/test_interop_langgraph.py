@@ -9,7 +9,6 @@ text) and what really happened on the agent (tool side effects, the checkpoint).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,11 +18,11 @@ import pytest
 
 from langgraph_interrupt.testing import find_history_errors
 
-from .graph_agent import EFFECTS, GREETING, build_graph, one_task_at_a_time
+from .graph_agent import EFFECTS, GREETING, VALUES_SHOWN, build_graph, one_task_at_a_time
 from .harness import InteropServer, report_of, run_scenarios
 
-SCENARIOS = ["graph-text", "graph-tool-call", "graph-stop-while-tools", "graph-hitl",
-             "graph-chat-hitl"]
+SCENARIOS = ["graph-text", "graph-tool-call", "graph-tool-values", "graph-stop-while-tools",
+             "graph-hitl", "graph-chat-hitl"]
 
 # LangGraph 1.2's AsyncBackgroundExecutor wraps each task in gated(semaphore, coro) when
 # max_concurrency is set; a task cancelled while it waits for the semaphore never awaits its
@@ -101,12 +100,24 @@ def test_graph_tool_call_streams_its_input_then_its_output(graph) -> None:
     [tool] = report["tools"]
     assert (tool["type"], tool["toolCallId"], tool["input"]) == (
         "tool-get_weather", "call_weather", {"city": "Paris"})
-    # LangChain serialises a tool's dict result into the ToolMessage's text.
-    assert json.loads(tool["output"]) == {"city": "Paris", "forecast": "sunny", "celsius": 21}
+    # The tool's dict is an object in the client's view (as the JS agent sends it), although
+    # LangChain gave the model its JSON text.
+    assert tool["output"] == {"city": "Paris", "forecast": "sunny", "celsius": 21}
     assert report["text"] == "It is sunny and 21°C in Paris."
     assert report["view"]["messages"][1]["parts"] == ["step-start", "tool-get_weather",
                                                       "step-start", "text"]
     assert run_status(report, report["runId"]) == "complete"
+
+
+def test_every_kind_of_tool_result_reaches_the_client_as_the_tool_returned_it(graph) -> None:
+    report = graph.report("graph-tool-values")
+
+    expected = {f"call_{name}": {"state": "output-available", "output": value}
+                for name, value in VALUES_SHOWN.items()}
+    assert report["outputs"] == expected
+    assert report["lateJoiner"] == expected  # the same from the channel's history
+    assert report["text"] == f"Got {len(expected)} values."
+    assert report["errors"] == []
 
 
 # How the pending call's part reads: "immediate" stops the graph at once and the checkpoint

@@ -1,0 +1,181 @@
+"""Wire fidelity of tool results: what a tool returned is what the client's part shows.
+
+LangChain encodes a tool's non-text return value into the ToolMessage's text before any
+callback sees it; the official JS agent sends the value itself. These tests run real graphs
+(``ToolNode``, ``CancellableToolNode``, ``create_agent``; under ``run_graph`` and with the
+drop-in handler, async and sync) and compare the client's decoded tool parts with the values
+the tools returned, type included (``json.dumps`` tells ``True`` from ``1`` and ``{}`` from
+``"{}"``). The model and the checkpoint still get exactly LangChain's text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableLambda
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
+from pydantic import BaseModel
+
+from langgraph_interrupt import AbortController, AgentSession, ClientSession
+from langgraph_interrupt.integration import CancellableToolNode, RunCallbackHandler, run_graph
+from langgraph_interrupt.integration._signal import RunScope, bind_abort_signal
+from langgraph_interrupt.integration._tool_output import install_output_capture
+from langgraph_interrupt.testing import StrictFakeChatModel
+
+
+class Reading(BaseModel):
+    station: str
+    day: datetime.date
+
+
+BLOCKS = [{"type": "text", "text": "a content block"}]
+
+#: tool name -> (what it returns, what the client's part must show)
+RESULTS: dict[str, tuple[Any, Any]] = {
+    "as_dict": ({"city": "Zürich", "celsius": 21, "tags": ["sunny"]},
+                {"city": "Zürich", "celsius": 21, "tags": ["sunny"]}),
+    "as_rows": ([{"id": 1}, {"id": 2}], [{"id": 1}, {"id": 2}]),
+    "as_int": (3, 3),
+    "as_float": (0.5, 0.5),
+    "as_false": (False, False),
+    "as_none": (None, None),
+    "as_model": (Reading(station="ZRH", day=datetime.date(2024, 1, 2)),
+                 {"station": "ZRH", "day": "2024-01-02"}),
+    "as_json_text": (json.dumps({"a": 1}), '{"a": 1}'),  # a string stays a string
+    "as_number_text": ("21", "21"),
+    "as_blocks": (BLOCKS, BLOCKS),  # content blocks are the content itself
+}
+
+
+def _make_tool(name: str, value: Any) -> Any:
+    def run() -> Any:
+        return value
+
+    run.__name__ = name
+    run.__doc__ = f"Returns {name}."
+    return tool(run)
+
+
+@tool(response_format="content_and_artifact")
+def with_artifact() -> tuple[str, Any]:
+    """Returns text for the model and rows on the side."""
+    return "2 rows", [{"id": 1}, {"id": 2}]
+
+
+# A content_and_artifact tool: the part shows the content (what the model saw, and what a
+# conversation rebuilt from the channel gives the model back), never the artifact.
+TOOLS = [*(_make_tool(name, value) for name, (value, _) in RESULTS.items()), with_artifact]
+CALLS = AIMessage(content="", tool_calls=[
+    {"name": t.name, "args": {}, "id": f"call_{t.name}"} for t in TOOLS])
+EXPECTED = {**{f"call_{name}": json.dumps(shown) for name, (_, shown) in RESULTS.items()},
+            "call_with_artifact": json.dumps("2 rows")}
+
+
+def chat_graph(model: Any, tool_node: Any, *, checkpointer: Any = None) -> Any:
+    async def agent_node(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    def sync_agent_node(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", RunnableLambda(sync_agent_node, afunc=agent_node))
+    builder.add_node("tools", tool_node)
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", tools_condition)
+    builder.add_edge("tools", "agent")
+    return builder.compile(checkpointer=checkpointer)
+
+
+def shown(client: ClientSession) -> dict[str, str]:
+    """Tool call id -> the JSON of the output its part shows in the client's view."""
+    return {p["toolCallId"]: json.dumps(p.get("output")) for m in client.messages
+            for p in m["parts"] if "toolCallId" in p and p.get("state") == "output-available"}
+
+
+def langchain_text(messages: list[Any]) -> dict[str, Any]:
+    return {m.tool_call_id: m.content for m in messages if isinstance(m, ToolMessage)}
+
+
+def graph_for(setup: str, model: Any) -> Any:
+    if setup == "create_agent":
+        from langchain.agents import create_agent
+
+        return create_agent(model, TOOLS, checkpointer=InMemorySaver())
+    node = CancellableToolNode(TOOLS) if setup == "CancellableToolNode" else ToolNode(TOOLS)
+    return chat_graph(model, node, checkpointer=InMemorySaver())
+
+
+@pytest.mark.parametrize("setup", ["ToolNode", "CancellableToolNode", "create_agent"])
+async def test_run_graph_publishes_what_each_tool_returned(
+        client: ClientSession, agent: AgentSession, setup: str) -> None:
+    model = StrictFakeChatModel([CALLS, "Done."])
+    graph = graph_for(setup, model)
+    handle = await client.send("go")
+    outcome = await run_graph(graph, agent.create_run(handle.invocation))
+    assert outcome.reason == "complete"
+    await handle.wait_ended()
+    assert shown(client) == EXPECTED
+    # The model and the checkpoint got LangChain's own text, untouched.
+    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
+    saved = langchain_text((await graph.aget_state(cfg)).values["messages"])
+    assert saved == langchain_text(model.calls[-1])
+    assert saved["call_as_dict"] == '{"city": "Zürich", "celsius": 21, "tags": ["sunny"]}'
+    assert saved["call_as_int"] == "3" and saved["call_as_blocks"] == BLOCKS
+
+
+@pytest.mark.parametrize("path", ["ainvoke", "sync stream"])
+@pytest.mark.parametrize("setup", ["ToolNode", "CancellableToolNode", "create_agent"])
+async def test_the_drop_in_handler_publishes_what_each_tool_returned(
+        client: ClientSession, agent: AgentSession, setup: str, path: str) -> None:
+    graph = graph_for(setup, StrictFakeChatModel([CALLS, "Done."]))
+    handle = await client.send("go")
+    inputs = {"messages": [HumanMessage("go")]}
+    async with agent.create_run(handle.invocation) as run:
+        config: Any = {"callbacks": [RunCallbackHandler(run)],
+                       "configurable": {"thread_id": f"drop-in-{setup}-{path}"}}
+        if path == "ainvoke":
+            await graph.ainvoke(inputs, config=config)
+        else:  # sync tools on ToolNode's worker threads, no event loop in the graph
+            await asyncio.to_thread(lambda: list(graph.stream(inputs, config=config)))
+    await handle.wait_ended()
+    assert shown(client) == EXPECTED
+
+
+async def test_the_conversation_rebuilt_from_the_channel_has_langchains_tool_texts(
+        client: ClientSession, agent: AgentSession) -> None:
+    """Without a checkpointer the next turn's history comes from the parts on the channel:
+    the objects there turn back into the texts ToolNode gave the model."""
+    model = StrictFakeChatModel([CALLS, "Done.", "Again."])
+    graph = chat_graph(model, ToolNode(TOOLS))
+    first = await client.send("go")
+    await run_graph(graph, agent.create_run(first.invocation))
+    second = await client.send("and?")
+    await run_graph(graph, agent.create_run(second.invocation))
+    original, rebuilt = langchain_text(model.calls[1]), langchain_text(model.calls[2])
+    original.pop("call_as_model")  # LangChain's text for a model is its repr; ours is JSON
+    assert rebuilt.pop("call_as_model") == '{"station": "ZRH", "day": "2024-01-02"}'
+    assert rebuilt == original
+
+
+def test_the_capture_is_transparent_outside_a_run_and_records_inside_one() -> None:
+    assert install_output_capture()  # idempotent: already installed by the integration
+    as_dict = TOOLS[0]
+    call = {"name": "as_dict", "args": {}, "id": "call_x", "type": "tool_call"}
+    outside = as_dict.invoke(call)
+    scope = RunScope(AbortController().signal)
+    with bind_abort_signal(scope):
+        inside = as_dict.invoke(call)
+    assert outside.content == inside.content == json.dumps(RESULTS["as_dict"][0],
+                                                           ensure_ascii=False)
+    assert [value for message, value in scope.tool_outputs.values()] == [
+        RESULTS["as_dict"][0]]
+
