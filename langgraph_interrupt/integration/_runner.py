@@ -28,7 +28,7 @@ from langgraph.types import Command
 
 from .._abort import CancelReason, RunCancelled, RunCancelledError
 from .._errors import OperationCancelledError
-from .._wire import EVENT_INPUT, H_EVENT_ID, read_envelope
+from .._wire import EVENT_INPUT, H_EVENT_ID, H_RUN_ID, read_envelope
 from ..transport import Run
 from ._handler import RunCallbackHandler
 from ._messages import load_conversation, to_langchain
@@ -207,13 +207,16 @@ async def _auto_input(graph: Any, run: Run, cfg: RunnableConfig, handler: RunCal
     if has_checkpointer:
         state = await graph.aget_state(cfg)
         pending = tuple(getattr(state, "interrupts", ()) or ())
+    names = _tool_names(entries)
+    for call_id in _client_results(raw, trigger.event_id, trigger.run_id):
+        # The client's result is final: its tool part keeps exactly what the client sent.
+        handler.translator.answered_by_client(call_id, names.get(call_id, "tool"))
     if payload is not None and payload[0] in ("tool-result", "tool-result-error",
                                               "tool-approval-response"):
-        kind, call_id, data = payload
-        for entry in entries:  # the resumed tool call answers into the original part
-            for part in entry.message.get("parts", []):
-                if call_id and isinstance(part, Mapping) and part.get("toolCallId") == call_id:
-                    handler.translator.expect_call(call_id, str(part.get("type", ""))[5:])
+        kind, target, data = payload
+        if kind == "tool-approval-response" and target in names:
+            # The approved tool runs now: its result answers into the original part.
+            handler.translator.expect_call(target, names[target])
         if pending:
             return Command(resume=_resume_value(kind, data))
     if has_checkpointer:
@@ -235,6 +238,38 @@ def _trigger_payload(raw: list[Any], event_id: str) -> tuple[str, str | None, An
             continue
         return envelope.codec.get("kind", ""), envelope.codec.get("toolCallId"), message.data
     return None
+
+
+def _tool_names(entries: list[Any]) -> dict[str, str]:
+    """Tool call id -> tool name, for every tool part of the conversation."""
+    names: dict[str, str] = {}
+    for entry in entries:
+        for part in entry.message.get("parts", []):
+            call_id = part.get("toolCallId") if isinstance(part, Mapping) else None
+            if isinstance(call_id, str) and call_id:
+                kind = str(part.get("type", ""))
+                names[call_id] = str(part.get("toolName") or "") if kind == "dynamic-tool" \
+                    else kind.removeprefix("tool-")
+    return names
+
+
+def _client_results(raw: list[Any], event_id: str, run_id: str | None) -> list[str]:
+    """Tool call ids the client answered for this run: the trigger itself, and (a
+    continuation) every tool result sent to the run it resumes."""
+    answered: list[str] = []
+    for message in raw:
+        if message.name != EVENT_INPUT:
+            continue
+        envelope = read_envelope(message.extras)
+        if envelope is None or envelope.codec.get("kind") not in ("tool-result",
+                                                                   "tool-result-error"):
+            continue
+        mine = envelope.transport.get(H_EVENT_ID) == event_id or (
+            run_id is not None and envelope.transport.get(H_RUN_ID) == run_id)
+        call_id = envelope.codec.get("toolCallId")
+        if mine and call_id:
+            answered.append(call_id)
+    return answered
 
 
 def _resume_value(kind: str, data: Any) -> Any:

@@ -10,10 +10,11 @@ Events come from callbacks, not from the app's stream, so they are the same what
 (one step): ``start-step``; text and reasoning deltas as ``text-*``/``reasoning-*`` parts;
 tool-call chunks accumulated by index (the id and name arrive only on the first chunk) as
 ``tool-input-start``/``-delta``, and ``tool-input-available`` with the parsed arguments at
-the end; ``finish-step``. Tools: ``tool-output-available`` or ``tool-output-error``; its
-``output`` is the value the tool returned (a dict stays an object: :mod:`._tool_output`), or
-the message content when that was text or content blocks. Custom events: ``data-<name>``
-parts.
+the end; ``finish-step``. Tools: ``tool-output-available`` or ``tool-output-error``, once per
+call and never for a call answered by the client; its ``output`` is the value the tool returned
+(a dict stays an object: :mod:`._tool_output`), or the message content when that was text or
+content blocks. Custom events: ``data-<name>`` parts. The message's ``start`` goes before its
+first chunk of any kind.
 """
 
 from __future__ import annotations
@@ -105,6 +106,12 @@ class ChunkTranslator:
         """Know a tool call announced by an earlier run (a resumed ``interrupt()``), so its
         result answers the original tool part instead of announcing the call again."""
         self._calls.setdefault(call_id, _Call(name or "tool"))
+
+    def answered_by_client(self, call_id: str, name: str) -> None:
+        """Know a tool call whose result the client supplied (a ``tool-result`` input): its
+        part already shows that result, so the agent never publishes one for it (the JS agent
+        does not either; republishing would replace the client's object with our text)."""
+        self._calls[call_id] = _Call(name or "tool", answered=True)
 
     # -- run -------------------------------------------------------------------------------
     def begin(self) -> list[Chunk]:
@@ -224,7 +231,7 @@ class ChunkTranslator:
         for call_id, tc in final.items():  # calls that arrived whole (no streaming)
             if isinstance(call_id, str) and call_id:
                 name = tc.get("name") or "tool"
-                self._calls.setdefault(call_id, _Call(name))
+                self._calls[call_id] = _Call(name)  # a new call, even if the id was seen before
                 out.append(self._available(call_id, name, tc.get("args")))
         out.append({"type": "finish-step"})
         return out
@@ -289,9 +296,10 @@ class ChunkTranslator:
         if error is not None:
             if cancelled and not error.lower().startswith("cancel"):
                 error = f"Cancelled: {error}"
-            return [{"type": "tool-output-error", "toolCallId": call_id, "errorText": error}]
-        return [{"type": "tool-output-available", "toolCallId": call_id,
-                 "output": _jsonable(output)}]
+            return [*self.begin(), {"type": "tool-output-error", "toolCallId": call_id,
+                                    "errorText": error}]
+        return [*self.begin(), {"type": "tool-output-available", "toolCallId": call_id,
+                                "output": _jsonable(output)}]
 
     # -- custom ----------------------------------------------------------------------------
     def custom(self, name: str, data: Any) -> list[Chunk]:

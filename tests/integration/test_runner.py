@@ -218,7 +218,10 @@ async def test_interrupt_in_a_tool_suspends_and_the_continuation_resumes_to_comp
     tool_parts = [p for m in client.messages for p in m["parts"]
                   if p.get("toolCallId") == "call_d"]
     assert len(tool_parts) == 1 and tool_parts[0]["state"] == "output-available"
-    assert tool_parts[0]["output"] == "deleted /a"
+    assert tool_parts[0]["output"] == "yes"  # the client's result is final (as in the JS agent)
+    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
+    answers = [m for m in (await graph.aget_state(cfg)).values["messages"] if m.type == "tool"]
+    assert [m.content for m in answers] == ["deleted /a"]  # what the tool returned
 
 
 async def test_create_agent_cancel_keeps_a_finished_sibling_result_and_the_thread_is_valid(

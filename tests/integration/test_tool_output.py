@@ -5,7 +5,8 @@ callback sees it; the official JS agent sends the value itself. These tests run 
 (``ToolNode``, ``CancellableToolNode``, ``create_agent``; under ``run_graph`` and with the
 drop-in handler, async and sync) and compare the client's decoded tool parts with the values
 the tools returned, type included (``json.dumps`` tells ``True`` from ``1`` and ``{}`` from
-``"{}"``). The model and the checkpoint still get exactly LangChain's text.
+``"{}"``). The model and the checkpoint still get exactly LangChain's text. And a result the
+client supplied for a suspended run's tool call is never replaced on resume.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
+from langgraph.types import interrupt
 from pydantic import BaseModel
 
 from langgraph_interrupt import AbortController, AgentSession, ClientSession
 from langgraph_interrupt.integration import CancellableToolNode, RunCallbackHandler, run_graph
 from langgraph_interrupt.integration._signal import RunScope, bind_abort_signal
 from langgraph_interrupt.integration._tool_output import install_output_capture
-from langgraph_interrupt.testing import StrictFakeChatModel
+from langgraph_interrupt.testing import StrictFakeChatModel, find_history_errors
+from tests.helpers import codec, describe, run_records
 
 
 class Reading(BaseModel):
@@ -179,3 +182,121 @@ def test_the_capture_is_transparent_outside_a_run_and_records_inside_one() -> No
     assert [value for message, value in scope.tool_outputs.values()] == [
         RESULTS["as_dict"][0]]
 
+
+# -- a client's tool result survives the resume ----------------------------------------------
+async def test_a_client_tool_result_is_never_overwritten_on_resume(
+        broker: Any, client: ClientSession, agent: AgentSession) -> None:
+    """The client answers ``interrupt()`` with an object: its part keeps exactly that object
+    (the agent publishes no output of its own for the call, as the JS agent does not), and
+    after ``ai-run-resume`` the message's ``start`` comes first."""
+    got: list[Any] = []
+
+    @tool
+    def ask_color(question: str) -> str:
+        """Ask the user."""
+        answer = interrupt({"question": question})
+        got.append(answer)
+        return f"the user said {answer['answer']}"
+
+    model = StrictFakeChatModel([AIMessage(content="", tool_calls=[
+        {"name": "ask_color", "args": {"question": "Which color?"}, "id": "call_ask"}]),
+        "Blue it is."])
+    graph = chat_graph(model, CancellableToolNode([ask_color]), checkpointer=InMemorySaver())
+    handle = await client.send("paint it")
+    assert (await run_graph(graph, agent.create_run(handle.invocation))).reason == "suspended"
+    run_id = client.runs[-1].run_id
+    await client.wait_for(lambda c: c.run(run_id) is not None
+                          and c.run(run_id).status == "suspended")
+    cmid = next(e.codec_message_id for e in client.decoder.entries()
+                if e.message["role"] == "assistant")
+    answer = {"answer": "blue", "shades": [1, 2]}
+    resume = await client.send_tool_result(run_id=run_id, codec_message_id=cmid,
+                                           tool_call_id="call_ask", output=answer)
+    assert (await run_graph(graph, agent.create_run(resume.invocation))).reason == "complete"
+    await client.wait_run_ended(run_id, timeout=2)
+
+    assert got == [answer]
+    [part] = [p for m in client.messages for p in m["parts"] if p.get("toolCallId") == "call_ask"]
+    assert (part["state"], part["output"]) == ("output-available", answer)
+    records = run_records(broker, run_id)
+    resumed = records[next(i for i, r in enumerate(records) if r.name == "ai-run-resume"):]
+    assert not [r for r in resumed if codec(r).get("toolCallId") == "call_ask"]
+    outputs = [describe(r) for r in resumed if r.name == "ai-output"]
+    assert outputs[0] == ("publish", "start", None), outputs
+    # The model and the checkpoint have what the tool returned.
+    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
+    messages = (await graph.aget_state(cfg)).values["messages"]
+    assert langchain_text(messages) == {"call_ask": "the user said blue"}
+    assert find_history_errors(messages) == []
+
+
+async def test_an_approved_tool_runs_on_resume_and_its_result_follows_the_start(
+        broker: Any, client: ClientSession, agent: AgentSession) -> None:
+    """An approval (``tool-approval-response``, what the JS client sends for a tool that
+    needs one) is no result: the tool runs on resume and the agent publishes its value, into
+    the original part, after the resumed message's ``start``."""
+
+    @tool
+    def wire_money(amount: int) -> dict[str, Any]:
+        """Send money after the user approved."""
+        interrupt({"approve": amount})
+        return {"sent": amount, "currency": "EUR"}
+
+    model = StrictFakeChatModel([AIMessage(content="", tool_calls=[
+        {"name": "wire_money", "args": {"amount": 5}, "id": "call_wire"}]), "Sent."])
+    graph = chat_graph(model, CancellableToolNode([wire_money]), checkpointer=InMemorySaver())
+    handle = await client.send("pay")
+    assert (await run_graph(graph, agent.create_run(handle.invocation))).reason == "suspended"
+    run_id = client.runs[-1].run_id
+    await client.wait_for(lambda c: c.run(run_id) is not None
+                          and c.run(run_id).status == "suspended")
+    cmid = next(e.codec_message_id for e in client.decoder.entries()
+                if e.message["role"] == "assistant")
+    approval = await send_approval(client, run_id, cmid, "call_wire")
+    assert (await run_graph(graph, agent.create_run(approval))).reason == "complete"
+    await client.wait_run_ended(run_id, timeout=2)
+
+    [part] = [p for m in client.messages for p in m["parts"]
+              if p.get("toolCallId") == "call_wire"]
+    assert (part["state"], part["output"]) == ("output-available",
+                                               {"sent": 5, "currency": "EUR"})
+    records = run_records(broker, run_id)
+    resumed = records[next(i for i, r in enumerate(records) if r.name == "ai-run-resume"):]
+    outputs = [(codec(r).get("kind"), r.data) for r in resumed if r.name == "ai-output"]
+    assert outputs[:2] == [("start", ""), ("tool-output-available",
+                                            {"output": {"sent": 5, "currency": "EUR"}})]
+
+
+async def send_approval(client: ClientSession, run_id: str, cmid: str, call_id: str) -> Any:
+    """Publish the JS client's approval of a tool call to the suspended run; its invocation."""
+    from langgraph_interrupt import Invocation
+    from langgraph_interrupt._wire import EVENT_INPUT, OutboundMessage, make_extras
+
+    event_id = f"approve-{call_id}"
+    transport = {"role": "user", "codec-message-id": cmid, "run-id": run_id,
+                 "run-client-id": "user-abc", "parent": cmid, "event-id": event_id,
+                 "stream": "false"}
+    codec_headers = {"kind": "tool-approval-response", "toolCallId": call_id,
+                     "approved": "true"}
+    await client.channel.publish([OutboundMessage(
+        EVENT_INPUT, "", make_extras(transport, codec_headers))])
+    return Invocation(input_event_id=event_id, session_name=client.channel.name)
+
+
+def test_a_new_call_reusing_a_client_answered_id_gets_its_own_output() -> None:
+    """Some models reuse call ids (``call_0`` every turn): a call the client answered must
+    not silence a later call with the same id that the agent runs."""
+    import uuid
+
+    from langgraph_interrupt.integration._translate import ChunkTranslator
+
+    translator = ChunkTranslator()
+    translator.answered_by_client("call_0", "ask")
+    llm, run = uuid.uuid4(), uuid.uuid4()
+    translator.llm_start(llm, None)
+    translator.llm_end(llm, AIMessage("", tool_calls=[
+        {"name": "lookup", "args": {}, "id": "call_0"}]))
+    translator.tool_start(run, "lookup", "call_0", {})
+    chunks = translator.tool_end(run, ToolMessage("found", tool_call_id="call_0"))
+    assert chunks == [{"type": "tool-output-available", "toolCallId": "call_0",
+                       "output": "found"}]

@@ -12,7 +12,7 @@ checked by the model itself. Tools:
 * ``send_report``: a side effect, called alongside the crawl; with ``max_concurrency=1`` it
   is still pending when Stop is pressed, so it must never run.
 * ``ask_user``: human in the loop, ``interrupt()`` with a question; the client's tool result
-  is the answer.
+  (an object) is the answer, and the tool returns it as it came.
 * ``VALUE_TOOLS``: server tools returning each kind of value (a list, a number, a bool,
   ``None``, a pydantic model, JSON-looking text, content blocks), for the wire's fidelity.
 """
@@ -84,10 +84,9 @@ def send_report(to: str, config: RunnableConfig) -> str:
 
 
 @tool
-def ask_user(question: str) -> str:
+def ask_user(question: str) -> Any:
     """Ask the user a question and wait for the answer."""
-    answer = interrupt({"question": question})
-    return str(answer)
+    return interrupt({"question": question})
 
 
 class Reading(BaseModel):
@@ -120,6 +119,14 @@ VALUE_TOOLS = [_value_tool(name) for name in VALUES]
 TOOLS = [get_weather, crawl_site, send_report, ask_user, *VALUE_TOOLS]
 
 
+def answer_of(message: ToolMessage) -> Any:
+    """The user's answer as the model reads it: ToolNode's JSON text of the client's object."""
+    try:
+        return json.loads(message.text)
+    except ValueError:
+        return message.text
+
+
 def respond(messages: list[BaseMessage]) -> AIMessage | str:
     """The scripted model: a reply chosen by the last user message and what followed it."""
     human = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
@@ -143,7 +150,7 @@ def respond(messages: list[BaseMessage]) -> AIMessage | str:
             return AIMessage("", tool_calls=[{"name": "ask_user",
                                               "args": {"question": "What time?"},
                                               "id": "call_ask"}])
-        return f"Booked a table for {results[-1].text}."
+        return f"Booked a table for {answer_of(results[-1])['time']}."
     if "values" in asked:
         if not results:
             return AIMessage("", tool_calls=[{"name": name, "args": {}, "id": f"call_{name}"}

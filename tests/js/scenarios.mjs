@@ -177,7 +177,8 @@ const scenarios = {
   },
 
   // A client tool: the run suspends; the client sends the tool result naming the run (the
-  // core API's continuation) and POSTs it; the same run resumes and answers.
+  // core API's continuation) and POSTs it; the same run resumes and answers. The part keeps
+  // the client's object, live and for a late joiner folding the channel's history.
   async 'client-tool'(channel) {
     const { session, errors } = await open('user-1', channel);
     const run = await send(session, 'where am I?');
@@ -190,12 +191,16 @@ const scenarios = {
     const http = await post(continuation, 'client-tool');
     await started(session, continuation);
     await ended(session, runId, 'complete');
+    const later = await open('user-2', channel);
+    await loadHistory(later.session);
+    await ended(later.session, runId, 'complete');
     return {
       runId,
       asked,
       continuationRunId: continuation.runId,
       http,
       tool: toolPart(session),
+      lateJoinerTool: toolPart(later.session),
       text: textOf(session, runId),
       view: snapshot(session),
       errors,

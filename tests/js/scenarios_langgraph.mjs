@@ -29,6 +29,9 @@ import {
   withTimeout,
 } from './lib/client.mjs';
 
+/** What the client answers the graph's interrupt() with: an object, kept as sent. */
+const ANSWER = { time: '8pm', seats: 2 };
+
 /** Tool call id -> { state, output } of its part (no `output` key when the part has none). */
 const outputsOf = (session) => Object.fromEntries(toolParts(session).map((p) => [p.toolCallId, { state: p.state, output: p.output }]));
 
@@ -97,23 +100,28 @@ const scenarios = {
   },
 
   // Human in the loop: interrupt() suspends the run; the client's answer (a tool result naming
-  // the run) resumes it under the same run id.
+  // the run, an object) resumes it under the same run id. The part must keep that object, in
+  // this view and in a late joiner's (which folds the channel's history).
   async 'graph-hitl'(channel) {
     const { session, errors } = await open('user-1', channel);
     const { runId } = await ask(session, 'Book a table for two');
     await until(session, () => statusOf(session, runId) === 'suspended', 'the run suspended');
     const [question] = toolParts(session);
-    const answer = codec.createToolResult(question.codecMessageId, { toolCallId: question.toolCallId, output: '8pm' });
+    const answer = codec.createToolResult(question.codecMessageId, { toolCallId: question.toolCallId, output: ANSWER });
     const continuation = await session.view.send([answer], { runId });
     const http = await post(continuation, 'graph');
     await started(session, continuation);
     await ended(session, runId, 'complete');
+    const later = await open('user-2', channel);
+    await loadHistory(later.session);
+    await until(later.session, () => statusOf(later.session, runId) === 'complete', 'the run, seen by a late joiner');
     return {
       runId,
       question,
       continuationRunId: continuation.runId,
       http,
       tools: toolParts(session),
+      lateJoinerTools: toolParts(later.session),
       text: textOf(session, runId),
       view: snapshot(session),
       errors,
@@ -132,10 +140,19 @@ const scenarios = {
     const asking = () => chat.messages.at(-1)?.parts.find((p) => p.type === 'tool-ask_user');
     await chat.until(() => chat.status === 'ready' && asking()?.state === 'input-available', 'the question in useChat');
     const question = { state: asking().state, input: asking().input };
-    await chat.addToolOutput({ tool: 'ask_user', toolCallId: asking().toolCallId, output: '8pm' });
+    await chat.addToolOutput({ tool: 'ask_user', toolCallId: asking().toolCallId, output: ANSWER });
     await chat.until(() => chat.status === 'ready' && textOfMessage(chat.messages.at(-1)) === 'Booked a table for 8pm.', 'the answer in useChat');
     await until(session, () => session.view.runs().some((r) => r.status === 'complete'), 'a run complete');
-    return { question, chat: chat.report(), posts, view: snapshot(session), errors };
+    const answered = chat.messages.flatMap((m) => m.parts).filter((p) => p.type === 'tool-ask_user');
+    return {
+      question,
+      chatTools: answered.map(({ state, output }) => ({ state, output })),
+      tools: toolParts(session),
+      chat: chat.report(),
+      posts,
+      view: snapshot(session),
+      errors,
+    };
   },
 };
 

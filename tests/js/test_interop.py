@@ -120,7 +120,9 @@ def test_a_client_tool_suspends_the_run_and_the_tool_result_resumes_it(interop) 
     assert report["continuationRunId"] == run_id  # resumed, not a new run
     assert report["http"]["status"] == 200
     assert report["tool"]["state"] == "output-available"
-    assert report["tool"]["output"] == {"city": "Paris"}
+    assert report["tool"]["output"] == {"city": "Paris"}  # exactly the client's object
+    late = report["lateJoinerTool"]
+    assert (late["state"], late["output"]) == ("output-available", {"city": "Paris"})
     assert report["text"] == "You are in Paris."
     assert [r["runId"] for r in report["view"]["runs"]] == [run_id]
     assert run_info(report["view"], run_id)["status"] == "complete"

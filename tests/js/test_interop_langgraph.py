@@ -23,6 +23,8 @@ from .harness import InteropServer, report_of, run_scenarios
 
 SCENARIOS = ["graph-text", "graph-tool-call", "graph-tool-values", "graph-stop-while-tools",
              "graph-hitl", "graph-chat-hitl"]
+#: What the client answers interrupt() with (scenarios_langgraph.mjs's ANSWER).
+ANSWER = {"time": "8pm", "seats": 2}
 
 # LangGraph 1.2's AsyncBackgroundExecutor wraps each task in gated(semaphore, coro) when
 # max_concurrency is set; a task cancelled while it waits for the semaphore never awaits its
@@ -160,8 +162,11 @@ def test_an_interrupt_suspends_the_run_and_the_clients_answer_resumes_it(graph) 
     assert (question["type"], question["state"], question["input"]) == (
         "tool-ask_user", "input-available", {"question": "What time?"})
     assert report["continuationRunId"] == run_id  # resumed, not a new run
+    # The part keeps exactly the object the client sent, live and from history.
     [tool] = report["tools"]
-    assert (tool["state"], tool["output"]) == ("output-available", "8pm")
+    assert (tool["state"], tool["output"]) == ("output-available", ANSWER)
+    [seen_later] = report["lateJoinerTools"]
+    assert (seen_later["state"], seen_later["output"]) == ("output-available", ANSWER)
     assert report["text"] == "Booked a table for 8pm."
     assert [(r["runId"], r["status"]) for r in report["view"]["runs"]] == [(run_id, "complete")]
     state = graph.checkpoint("graph-hitl")
@@ -176,6 +181,12 @@ def test_use_chat_answers_an_interrupt_and_the_graph_resumes(graph) -> None:
                                   "input": {"question": "What time?"}}
     assert report["chat"]["status"] == "ready"
     assert report["chat"]["messages"][-1]["text"] == "Booked a table for 8pm."
+    # useChat's part (it shows it in the question's message and again in the continuation's)
+    # and the session view keep exactly the object addToolOutput sent.
+    assert report["chatTools"]
+    assert all(t == {"state": "output-available", "output": ANSWER} for t in report["chatTools"])
+    assert [(t["state"], t["output"]) for t in report["tools"]] == [
+        ("output-available", ANSWER)]
     assert [(p["status"], p["body"]["historyLength"]) for p in report["posts"]] == [
         (200, 0), (200, 2)]  # the question, then useChat's automatic continuation
     assert [r["status"] for r in report["view"]["runs"]] == ["complete"]
