@@ -89,7 +89,7 @@ class _Stream:
         self.buffer: list[str] = []  # deltas waiting for it, sent as one append
         self.extras: Mapping[str, Any] = {}
         self.failed = False
-        self.last = 0.0  # loop time of the last append sent
+        self.last = float("-inf")  # loop time of the last append sent
         self.timer: asyncio.TimerHandle | None = None
 
 

@@ -1,0 +1,128 @@
+"""The POST path has no fixed wait: it costs one read of the channel, and no timer.
+
+``Gated`` wraps the agent's channel so the test decides when an attach or a history read
+completes, and the POST's own timers are recorded (any ``call_at`` scheduled while the POST's
+task runs code of this package), so "no timer" is checked, not timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from langgraph_interrupt import ClientSession, InMemoryBroker
+from langgraph_interrupt.channels import Channel
+
+from .conftest import ScriptedAgent
+
+
+class Gated:
+    """The agent's channel, with attach and history held until :attr:`gate` is set."""
+
+    def __init__(self, inner: Channel) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+        self.started: list[str] = []
+        self.both_started = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def _start(self, what: str) -> None:
+        self.started.append(what)
+        if len(self.started) == 2:
+            self.both_started.set()
+
+    async def attach(self) -> str | None:
+        self._start("attach")
+        await self.gate.wait()
+        return await self.inner.attach()
+
+    async def history(self, **options: Any) -> Any:
+        self._start(f"history until_attach={options.get('until_attach')}")
+        await self.gate.wait()
+        return await self.inner.history(**options)
+
+
+@pytest.fixture
+async def timers() -> AsyncIterator[list[tuple[float, str]]]:
+    """Timers that code of this package schedules on the loop: (delay, where)."""
+    loop = asyncio.get_running_loop()
+    recorded: list[tuple[float, str]] = []
+    call_at = loop.call_at
+
+    def recording(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+        frame = sys._getframe(1)
+        while frame is not None:
+            if "/langgraph_interrupt/" in frame.f_code.co_filename and getattr(
+                    callback, "__name__", "") != "_close_idle":  # the idle timer, not the POST's
+                recorded.append((when - loop.time(), f"{frame.f_code.co_filename}:"
+                                                     f"{frame.f_lineno}"))
+                break
+            frame = frame.f_back  # type: ignore[assignment]
+        return call_at(when, callback, *args, **kwargs)
+
+    loop.call_at = recording  # type: ignore[method-assign]
+    yield recorded
+    loop.call_at = call_at  # type: ignore[method-assign]
+
+
+async def test_a_first_turn_reads_history_while_attaching_and_answers_with_no_timer(
+        serve, client: ClientSession, broker: InMemoryBroker,
+        timers: list[tuple[float, str]]) -> None:
+    gated = Gated(broker.channel("ai:test-session", client_id="agent"))
+    served = await serve(ScriptedAgent(), channel_factory=lambda name: gated)
+    handle = await client.send("hi")  # in history by the time the agent attaches
+    posting = asyncio.create_task(served.post(handle.invocation.to_json()))
+    await gated.both_started.wait()
+    assert sorted(gated.started) == ["attach", "history until_attach=False"], (
+        "the history read does not wait for the attach: one round trip, not two")
+    gated.gate.set()
+    response = await posting
+    during = list(timers)
+
+    assert response.status_code == 200
+    assert response.json()["runId"] == (await handle.wait_started(timeout=5)).run_id
+    assert [t for t in during if "/server/" in t[1] or "/transport/_session" in t[1]] == []
+
+
+async def test_a_next_turn_with_its_input_live_answers_with_no_timer_and_no_read(
+        serve, client: ClientSession, broker: InMemoryBroker,
+        timers: list[tuple[float, str]]) -> None:
+    served = await serve(ScriptedAgent())
+    first = await client.send("hi")
+    await served.post(first.invocation.to_json())
+    await first.wait_ended(timeout=5)
+    session = served.endpoint.sessions.sessions["ai:test-session"]
+    seen = asyncio.Event()
+    session.channel.subscribe(lambda m: seen.set() if m.name == "ai-input" else None)
+    reads: list[object] = []
+    history = session.channel.history
+    session.channel.history = lambda **kw: reads.append(kw) or history(**kw)  # type: ignore[method-assign]
+    timers.clear()
+
+    handle = await client.send("and now?")
+    await seen.wait()  # the agent's session has the input live
+    response = await served.post(handle.invocation.to_json())
+    during = list(timers)
+
+    assert response.status_code == 200
+    assert (await handle.wait_ended(timeout=5)).status == "complete"
+    assert reads == [], "a live input needs no history read"
+    assert [t for t in during if "/server/" in t[1] or "/transport/_session" in t[1]] == []
+
+
+async def test_an_input_that_is_not_on_the_channel_gets_404_after_the_trigger_timeout(
+        serve, broker: InMemoryBroker) -> None:
+    served = await serve(ScriptedAgent(), session_options={"trigger_timeout": 0.05})
+    body = {"inputEventId": "no-such-input", "sessionName": "ai:test-session"}
+
+    response = await served.post(body)
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == 104010
+    assert served.endpoint.tasks == set(), "no agent was started"

@@ -1,0 +1,244 @@
+"""Pipelined publishing: order, stream termination and reporting without an ack per message.
+
+The agent publishes through :class:`LateAcks`, a channel that applies every operation at
+once, in order (as Ably does with one connection's messages), but acknowledges only when the
+test says so, in whatever order it says. So a test sees what went out before any
+acknowledgement came back, and that acknowledgements arriving out of order change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from langgraph_interrupt import (
+    AgentSession,
+    ChannelError,
+    ChannelMessage,
+    ClientSession,
+    InMemoryBroker,
+    OutboundMessage,
+    PipeResult,
+    Run,
+)
+from langgraph_interrupt.channels import Channel
+from langgraph_interrupt.testing import Inbox, ScriptedStream
+from tests.conftest import SESSION
+from tests.helpers import transport
+
+TOKENS = [f"w{i} " for i in range(20)]
+
+
+class LateAcks:
+    """A channel handle that applies at once and acknowledges when released (see above)."""
+
+    def __init__(self, inner: Channel) -> None:
+        self.inner = inner
+        self.held: list[asyncio.Future[None]] = []
+        self.holding = False
+        self.changed = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def _ack(self) -> None:
+        if self.holding:
+            gate = asyncio.get_running_loop().create_future()
+            self.held.append(gate)
+            self.changed.set()
+            await gate
+
+    async def publish(self, messages: Sequence[OutboundMessage]) -> list[str]:
+        serials = await self.inner.publish(messages)  # applied now
+        await self._ack()
+        return serials
+
+    async def append(self, serial: str, data: str, extras: Mapping[str, Any]) -> None:
+        await self.inner.append(serial, data, extras)
+        await self._ack()
+
+    async def update(self, serial: str, data: Any, extras: Mapping[str, Any]) -> None:
+        await self.inner.update(serial, data, extras)
+        await self._ack()
+
+    def release(self, *, reverse: bool = False) -> int:
+        """Acknowledge everything held, newest first with ``reverse``; returns how many."""
+        held, self.held = self.held, []
+        for gate in reversed(held) if reverse else held:
+            gate.set_result(None)
+        return len(held)
+
+
+@pytest.fixture
+async def seen(broker: InMemoryBroker) -> AsyncIterator[Inbox]:
+    """Everything a participant on the session channel receives."""
+    channel = broker.channel(SESSION, client_id="watcher")
+    inbox = Inbox()
+    channel.subscribe(inbox)
+    await channel.attach()
+    yield inbox
+    await channel.detach()
+
+
+@pytest.fixture
+async def late(broker: InMemoryBroker) -> AsyncIterator[tuple[AgentSession, LateAcks]]:
+    channel = LateAcks(broker.channel(SESSION, client_id="agent"))
+    agent = AgentSession(channel)  # type: ignore[arg-type]
+    await agent.connect()
+    yield agent, channel
+    channel.holding = False
+    channel.release()
+    await agent.close()
+
+
+async def streaming(client: ClientSession, agent: AgentSession, *, hold_at: int = 3
+                    ) -> tuple[Run, ScriptedStream, asyncio.Task[PipeResult]]:
+    handle = await client.send("tell me")
+    run = agent.create_run(handle.invocation)
+    stream = ScriptedStream(TOKENS, hold_at=hold_at)
+
+    async def drive() -> PipeResult:
+        async with run:
+            return await run.pipe(stream)
+
+    task = asyncio.create_task(drive())
+    await stream.holding.wait()
+    return run, stream, task
+
+
+def of_run(seen: Inbox, run_id: str) -> list[ChannelMessage]:
+    """What the client received of the run (appends by the serial of their create)."""
+    serials = {m.serial for m in seen.messages if transport(m).get("run-id") == run_id}
+    return [m for m in seen.messages
+            if transport(m).get("run-id") == run_id or m.serial in serials]
+
+
+def describe(message: ChannelMessage) -> str:
+    headers = transport(message)
+    if message.name in ("ai-run-end", "ai-step-end"):
+        return f"{message.name}:{headers.get('run-reason') or headers.get('step-reason')}"
+    if message.action == "message.append":
+        return f"append:{headers.get('status')}"
+    return f"{message.name}:{(message.extras or {}).get('ai', {}).get('codec', {}).get('kind')}"
+
+
+async def test_the_cancel_sequence_goes_out_before_any_of_it_is_acknowledged(
+        broker: InMemoryBroker, client: ClientSession, late: tuple[AgentSession, LateAcks],
+        seen: Inbox) -> None:
+    agent, channel = late
+    run, _, task = await streaming(client, agent)
+    await run.flush()  # what streamed so far is acknowledged
+    channel.holding = True
+
+    await client.cancel(run.run_id)
+    await seen.wait_for(lambda m: m.name == "ai-run-end")
+
+    tail = [describe(m) for m in of_run(seen, run.run_id)][-3:]
+    assert tail == ["append:cancelled", "ai-step-end:cancelled", "ai-run-end:cancelled"]
+    assert len(channel.held) == 3, "all three went out with no acknowledgement back"
+    assert not task.done(), "pipe() reports only once they are acknowledged"
+    channel.release(reverse=True)
+    result = await task
+    assert result.reason == "cancelled"
+
+
+async def test_acknowledgements_out_of_order_keep_the_exact_order_and_every_stream_closed(
+        broker: InMemoryBroker, client: ClientSession, late: tuple[AgentSession, LateAcks],
+        seen: Inbox) -> None:
+    agent, channel = late
+    channel.holding = True
+    handle = await client.send("tell me")
+    run = agent.create_run(handle.invocation)
+
+    async def drive() -> PipeResult:
+        async with run:
+            return await run.pipe(ScriptedStream(TOKENS))
+
+    task = asyncio.create_task(drive())
+    while not task.done():  # acknowledge whatever is held, newest first, as it comes
+        channel.changed.clear()
+        if not channel.release(reverse=True):
+            await asyncio.wait({task, asyncio.ensure_future(channel.changed.wait())},
+                               return_when=asyncio.FIRST_COMPLETED)
+    assert (await task).reason == "complete"
+    await seen.wait_for(lambda m: m.name == "ai-run-end")
+
+    kinds = [describe(m) for m in of_run(seen, run.run_id)]
+    assert kinds[:4] == ["ai-run-start:None", "ai-step-start:None", "ai-output:start",
+                         "ai-output:start-step"]
+    assert kinds[-5:] == ["append:complete", "ai-output:finish-step", "ai-output:finish",
+                          "ai-step-end:complete", "ai-run-end:complete"]
+    assert client.messages[-1]["parts"][-1]["text"] == "".join(TOKENS), "nothing reordered"
+    stored = broker.history_of(SESSION)
+    assert "".join(TOKENS) in [m.data for m in stored]
+
+
+async def test_a_refused_publish_in_the_middle_of_the_cancel_sequence_is_reported(
+        broker: InMemoryBroker, client: ClientSession, agent: AgentSession,
+        seen: Inbox) -> None:
+    run, _, task = await streaming(client, agent)
+    await run.flush()
+    refusal = ChannelError("unable to publish; injected refusal", code=50000)
+    broker.fail_next("publish", 1, refusal)  # the first publish of the sequence: ai-step-end
+
+    run.cancel()  # the agent's own cancel: no client publish to take the fault
+    result = await task
+
+    assert result.reason == "error" and result.error is refusal, "reported, not hidden"
+    info = await client.wait_run_ended(run.run_id, timeout=2)
+    assert info.status == "cancelled", "the run still ends on the wire"
+    kinds = [describe(m) for m in of_run(seen, run.run_id)]
+    assert "ai-step-end:cancelled" not in kinds and kinds[-1] == "ai-run-end:cancelled"
+
+
+async def test_a_run_whose_pipe_failed_ends_error_when_its_block_exits(
+        client: ClientSession, agent: AgentSession) -> None:
+    handle = await client.send("hi")
+    source = ScriptedStream(["a", "b", "c"], fail_at=2, error=RuntimeError("model down"))
+    async with agent.create_run(handle.invocation) as run:
+        result = await run.pipe(source)  # returns the error; the block then exits normally
+    assert result.reason == "error"
+    info = await handle.wait_ended(timeout=2)
+    assert info.status == "error" and "model down" in (info.error_message or "")
+    assert run.end_reason == "error"
+
+
+async def test_deltas_written_while_an_append_is_in_flight_go_out_as_one_append(
+        client: ClientSession, late: tuple[AgentSession, LateAcks], seen: Inbox) -> None:
+    agent, channel = late
+    run, stream, task = await streaming(client, agent, hold_at=1)
+    await run.flush()
+    channel.holding = True
+    stream.release()
+    await stream.finalised.wait()  # every delta written; w1's append is not acknowledged
+    appends = [m.data for m in of_run(seen, run.run_id) if m.action == "message.append"]
+    assert appends == ["w0 ", "w1 "], "the rest waits for w1's acknowledgement"
+    channel.holding = False
+    channel.release()
+    assert (await task).reason == "complete"
+    await seen.wait_for(lambda m: m.name == "ai-run-end")
+    appends = [m for m in of_run(seen, run.run_id) if m.action == "message.append"]
+    assert [m.data for m in appends] == ["w0 ", "w1 ", "".join(TOKENS[2:])]
+    assert transport(appends[-1])["status"] == "complete", "the close carries the rest"
+
+
+async def test_a_rollup_window_caps_the_appends_per_stream(
+        broker: InMemoryBroker, client: ClientSession, seen: Inbox) -> None:
+    async with AgentSession(broker.channel(SESSION, client_id="agent"),
+                            append_rollup_window=3600.0) as agent:
+        handle = await client.send("hi")
+        async with agent.create_run(handle.invocation) as run:
+            result = await run.pipe(ScriptedStream(TOKENS))
+    assert result.reason == "complete"
+    await handle.wait_ended(timeout=2)
+    appends = [m for m in of_run(seen, run.run_id) if m.action == "message.append"]
+    # The first delta goes at once; the window holds the rest, which the close carries.
+    assert [m.data for m in appends] == ["w0 ", "".join(TOKENS[1:])]
+    assert client.messages[-1]["parts"][-1]["text"] == "".join(TOKENS)
