@@ -96,6 +96,11 @@ class RunCallbackHandler(AsyncCallbackHandler):
         self._wake_pending = False
         self.dropped = 0  #: chunks refused because they arrived after the run ended
         run.add_finalizer(self._finalize)
+        trigger = run.trigger
+        if trigger is not None and trigger.tool_call_id and trigger.kind in (
+                "tool-result", "tool-result-error"):
+            # The client's result is final: its tool part keeps exactly what it sent.
+            self.translator.answered_by_client(trigger.tool_call_id, "")
 
     # -- the streaming-handler protocol (langchain_core.tracers._streaming) ----------------
     # Its presence makes BaseChatModel stream for ainvoke / "values" / "updates" too.

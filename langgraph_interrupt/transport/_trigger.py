@@ -50,6 +50,7 @@ class Trigger:
     role: str
     kind: str | None
     supersedes: str | None
+    tool_call_id: str | None = None  # a tool result or approval: the call it answers
 
     @classmethod
     def read(cls, message: ChannelMessage) -> Trigger | None:
@@ -76,6 +77,7 @@ class Trigger:
             role=h.get(H_ROLE, "user"),
             kind=envelope.codec.get("kind"),
             supersedes=h.get(H_SUPERSEDES) or None,
+            tool_call_id=envelope.codec.get("toolCallId") or None,
         )
 
     @property

@@ -23,7 +23,7 @@ from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
-from langgraph.types import interrupt
+from langgraph.types import Command, interrupt
 from pydantic import BaseModel
 
 from langgraph_interrupt import AbortController, AgentSession, ClientSession
@@ -300,3 +300,41 @@ def test_a_new_call_reusing_a_client_answered_id_gets_its_own_output() -> None:
     chunks = translator.tool_end(run, ToolMessage("found", tool_call_id="call_0"))
     assert chunks == [{"type": "tool-output-available", "toolCallId": "call_0",
                        "output": "found"}]
+
+
+async def test_a_drop_in_handler_on_a_resumed_run_keeps_the_client_result(
+        broker: Any, client: ClientSession, agent: AgentSession) -> None:
+    """The same resume driven by the drop-in handler (your own ``Command(resume=...)``): the
+    handler reads the answered call off the run's trigger and publishes nothing for it."""
+
+    @tool
+    def ask_color(question: str) -> str:
+        """Ask the user."""
+        answer = interrupt({"question": question})
+        return f"the user said {answer['answer']}"
+
+    model = StrictFakeChatModel([AIMessage(content="", tool_calls=[
+        {"name": "ask_color", "args": {"question": "Which color?"}, "id": "call_ask"}]),
+        "Blue it is."])
+    graph = chat_graph(model, CancellableToolNode([ask_color]), checkpointer=InMemorySaver())
+    handle = await client.send("paint it")
+    assert (await run_graph(graph, agent.create_run(handle.invocation))).reason == "suspended"
+    run_id = client.runs[-1].run_id
+    await client.wait_for(lambda c: c.run(run_id) is not None
+                          and c.run(run_id).status == "suspended")
+    cmid = next(e.codec_message_id for e in client.decoder.entries()
+                if e.message["role"] == "assistant")
+    answer = {"answer": "blue"}
+    resume = await client.send_tool_result(run_id=run_id, codec_message_id=cmid,
+                                           tool_call_id="call_ask", output=answer)
+    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
+    async with agent.create_run(resume.invocation) as run:
+        await graph.ainvoke(Command(resume=answer),
+                            config={**cfg, "callbacks": [RunCallbackHandler(run)]})
+    await client.wait_run_ended(run_id, timeout=2)
+
+    [part] = [p for m in client.messages for p in m["parts"] if p.get("toolCallId") == "call_ask"]
+    assert (part["state"], part["output"]) == ("output-available", answer)
+    records = run_records(broker, run_id)
+    resumed = records[next(i for i, r in enumerate(records) if r.name == "ai-run-resume"):]
+    assert not [r for r in resumed if codec(r).get("toolCallId") == "call_ask"]
