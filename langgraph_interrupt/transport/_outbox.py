@@ -126,6 +126,30 @@ class Outbox:
         return self.submit("update message", lambda serial: channel.update(serial, data, extras),
                            target=target, report=report)
 
+    def append_now(self, target: Target, data: str, extras: Mapping[str, Any]
+                   ) -> asyncio.Future[None] | None:
+        """:meth:`append` with ``report=False``, on the hot path: an append the channel
+        completes within its first step (the in-memory broker) returns ``None``, with no
+        future or callback made for it."""
+        if self._blocked or type(target) is not str:
+            return self.append(target, data, extras, report=False)
+        coro = self._channel.append(target, data, extras)
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return None
+        except Exception as exc:
+            self.refused += 1
+            failed: asyncio.Future[None] = self._loop.create_future()
+            failed.set_exception(_as_error("append message", exc))
+            return failed
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._pending.add(future)
+        op = _Op("append message", target, None, _nothing, future, False)
+        task: asyncio.Task[Any] = self._loop.create_task(_resume(coro, yielded))
+        task.add_done_callback(lambda task: self._done(op, task))
+        return future
+
     def report(self, error: AITransportError) -> None:
         """Keep ``error`` for :meth:`take_error`, unless an earlier one is waiting."""
         if self._error is None:
@@ -258,6 +282,10 @@ class Outbox:
         """The first refusal not yet taken, and forget it."""
         error, self._error = self._error, None
         return error
+
+
+def _nothing(_: str) -> None:
+    return None
 
 
 class _Rest:

@@ -183,10 +183,16 @@ class MessageWriter:
             stream.extras = extras
             stream.timer = self._loop.call_later(wait, self._flush_later, stream)
             return
-        stream.last = self._loop.time()
-        future = self._outbox.append(stream.serial, data, extras, report=False)
-        stream.inflight = future
-        future.add_done_callback(lambda future: self._appended(stream, future))
+        if self._window:
+            stream.last = self._loop.time()
+        serial = stream.serial
+        if not isinstance(serial, str) and serial.done() and not serial.cancelled() \
+                and serial.exception() is None:
+            serial = stream.serial = serial.result()  # known now: the hot path takes a str
+        future = self._outbox.append_now(serial, data, extras)
+        if future is not None:  # None: applied already (the in-memory broker's hot path)
+            stream.inflight = future
+            future.add_done_callback(lambda future: self._appended(stream, future))
 
     def _appended(self, stream: _Stream, future: asyncio.Future[None]) -> None:
         if stream.inflight is not future:
