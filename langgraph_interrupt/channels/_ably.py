@@ -20,7 +20,8 @@ How each protocol promise maps onto the SDK (ably-python 3.1.x):
   ``ably<3.2`` pin). That serial bounds history (``from_serial``, what ably-js sends for
   ``untilAttach``, which ably-python lacks). :attr:`attach_serial` is the newest message at
   or before it, found with one REST request per attach (``None`` on an empty channel), so
-  it names a real message as it does on every backend.
+  it names a real message as it does on every backend; ``attach(serial=False)`` (what the
+  sessions use) skips that request.
 * **Handles share the SDK's channel.** The SDK keeps one channel object per name and client,
   so several handles (say, concurrent per-request sessions of one worker) share its
   attachment. A handle joining an attachment that already exists bounds its history by the
@@ -225,6 +226,7 @@ class AblyChannel:
         self._attached = False
         self._bound: str | None = None  # history's upper bound (``from_serial``)
         self._attach_serial: str | None = None
+        self._serial_known = False
         self._attaching = asyncio.Lock()
         self._owns_client = False
 
@@ -268,27 +270,32 @@ class AblyChannel:
         return self._attach_serial
 
     # -- lifecycle ------------------------------------------------------------------------------
-    async def attach(self) -> str | None:
+    async def attach(self, *, serial: bool = True) -> str | None:
         """Attach (idempotent); returns the serial of the newest message before the attach
-        point, or ``None`` when the channel has none."""
+        point, or ``None`` when the channel has none. Finding that serial costs one REST
+        request; ``serial=False`` skips it (and returns ``None``): history is bounded at
+        the attach point either way."""
         async with self._attaching:
-            if self._attached:
+            if not self._attached:
+                bound = await self._call("attach", self._attach_once)
+                if not isinstance(bound, str) or not bound:
+                    raise ChannelError(unable_to("attach", f"the service sent no attach "
+                                                           f"serial for {self._name!r}"),
+                                       code=ErrorCode.CHANNEL_NOT_READY)
+                self._bound = bound
+                _ATTACHED.setdefault(self._sdk, set()).add(self)
+                self._attached = True
+                self._serial_known = False
+            if not serial or self._serial_known:
                 return self._attach_serial
-            bound = await self._call("attach", self._attach_once)
-            if not isinstance(bound, str) or not bound:
-                raise ChannelError(unable_to("attach", f"the service sent no attach serial "
-                                                       f"for {self._name!r}"),
-                                   code=ErrorCode.CHANNEL_NOT_READY)
-            self._bound = bound
-            _ATTACHED.setdefault(self._sdk, set()).add(self)
-            self._attached = True
             try:
-                newest = await self._history_page(1, bound)
+                newest = await self._history_page(1, self._bound)
             except BaseException:
                 with contextlib.suppress(Exception):
                     await self.detach()
                 raise
             self._attach_serial = newest.items[0].serial if newest.items else None
+            self._serial_known = True
             return self._attach_serial
 
     async def _attach_once(self) -> object:

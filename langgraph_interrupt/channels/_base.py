@@ -69,8 +69,13 @@ class Channel(Protocol):
         """The channel serial at the moment of attach (``None`` on an empty channel)."""
         ...
 
-    async def attach(self) -> str | None:
-        """Attach (idempotent) and return the attach serial."""
+    async def attach(self, *, serial: bool = True) -> str | None:
+        """Attach (idempotent) and return the attach serial.
+
+        ``serial=False``: the caller does not need the attach serial (the sessions do not),
+        so a backend may skip the work of finding it and return ``None``; history is bounded
+        at the attach point all the same. On Ably this saves a round trip per attach.
+        """
         ...
 
     async def detach(self) -> None:

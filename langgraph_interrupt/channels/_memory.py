@@ -219,7 +219,7 @@ class InMemoryChannel:
     def attach_serial(self) -> str | None:
         return self._attach_serial
 
-    async def attach(self) -> str | None:
+    async def attach(self, *, serial: bool = True) -> str | None:
         if not self._attached:
             self._loop = asyncio.get_running_loop()
             self._attached = True

@@ -152,6 +152,18 @@ class ChannelConformance:
         assert [m.name for m in items] == ["before"]
         assert attach_serial == items[0].serial == late.attach_serial
 
+    async def test_attach_without_the_serial_bounds_history_all_the_same(
+            self, open_channel: OpenChannel, channel_name: str) -> None:
+        a, _, _b, inbox_b = await self._pair(open_channel, channel_name)
+        await a.publish([OutboundMessage("before", "1")])
+        late = await open_channel(a.name, "carol")
+        await late.attach(serial=False)
+        await a.publish([OutboundMessage("after", "2")])
+        await inbox_b.wait_for(lambda m: m.name == "after")
+        items = await _all_history(late)
+        assert [m.name for m in items] == ["before"]
+        assert await late.attach() == items[0].serial == late.attach_serial
+
     async def test_attach_serial_of_an_empty_channel_is_none(
             self, open_channel: OpenChannel, channel_name: str) -> None:
         fresh = await open_channel(channel_name, "alice")

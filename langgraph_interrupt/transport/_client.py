@@ -160,7 +160,7 @@ class ClientSession:
             return
         self._buffer = []
         self._unsubscribe = self.channel.subscribe(self._on_message)
-        await self.channel.attach()
+        await self.channel.attach(serial=False)  # history is bounded without it
         older: list[ChannelMessage] = []
         page = await self.channel.history(limit=self._page_size, until_attach=True)
         for _ in range(self._max_pages):

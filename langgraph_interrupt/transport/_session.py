@@ -155,7 +155,7 @@ class AgentSession:
     async def _attach(self) -> None:
         if self._unsubscribe is None:
             self._unsubscribe = self.channel.subscribe(self._on_message)
-        await self.channel.attach()
+        await self.channel.attach(serial=False)  # history is bounded without it
         self._connected = True
 
     async def __aenter__(self) -> AgentSession:

@@ -37,10 +37,10 @@ class Gated:
         if len(self.started) == 2:
             self.both_started.set()
 
-    async def attach(self) -> str | None:
+    async def attach(self, **options: Any) -> str | None:
         self._start("attach")
         await self.gate.wait()
-        return await self.inner.attach()
+        return await self.inner.attach(**options)
 
     async def history(self, **options: Any) -> Any:
         self._start(f"history until_attach={options.get('until_attach')}")
