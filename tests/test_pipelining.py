@@ -242,3 +242,40 @@ async def test_a_rollup_window_caps_the_appends_per_stream(
     # The first delta goes at once; the window holds the rest, which the close carries.
     assert [m.data for m in appends] == ["w0 ", "".join(TOKENS[1:])]
     assert client.messages[-1]["parts"][-1]["text"] == "".join(TOKENS)
+
+
+async def test_a_step_begun_and_ended_before_its_start_is_acknowledged_names_its_serial(
+        client: ClientSession, late: tuple[AgentSession, LateAcks], seen: Inbox) -> None:
+    """pipe() begins the step before the source's first chunk; a cancel before any chunk
+    and before the ai-step-start's acknowledgement ends that step by its serial: the end
+    (and what follows it) goes out as soon as that serial is known."""
+    agent, channel = late
+    channel.holding = True
+    handle = await client.send("tell me")
+    run = agent.create_run(handle.invocation)
+    thinking = asyncio.Event()
+
+    async def slow_model() -> AsyncIterator[dict[str, Any]]:
+        thinking.set()
+        await asyncio.Event().wait()  # no first token before the cancel
+        yield {"type": "start"}
+
+    async def drive() -> PipeResult:
+        async with run:
+            return await run.pipe(slow_model())
+
+    task = asyncio.create_task(drive())
+    await thinking.wait()
+    run.cancel()
+    await channel.changed.wait()
+    assert [describe(m) for m in of_run(seen, run.run_id)] == [
+        "ai-run-start:None", "ai-step-start:None"], "the end waits for the step's serial"
+    channel.holding = False
+    channel.release()
+    await seen.wait_for(lambda m: m.name == "ai-run-end")
+    records = of_run(seen, run.run_id)
+    assert [describe(m) for m in records] == [
+        "ai-run-start:None", "ai-step-start:None", "ai-step-end:cancelled",
+        "ai-run-end:cancelled"]
+    assert transport(records[2])["step-start-serial"] == records[1].serial
+    assert (await task).reason == "cancelled"

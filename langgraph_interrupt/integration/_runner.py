@@ -86,6 +86,8 @@ async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
             await run.start()
         except OperationCancelledError:  # cancelled before it started: nothing to repair
             return GraphOutcome("cancelled", cancel_reason=run.signal.reason)
+    if run.state == "active" and not run.cancelled:
+        run.begin_step()  # acknowledged while the graph reads its input and calls the model
     scope = RunScope(run.signal)
     handler = RunCallbackHandler(run, stop_on_cancel=False, scope=scope)
     cfg = _config(graph, run, config, handler)

@@ -177,7 +177,7 @@ class Run:
         self._ids = itertools.count()
         self._steps = itertools.count()
         self._step: tuple[str, str] | None = None  # (step id, step-start serial)
-        self._step_opening: asyncio.Future[None] | None = None
+        self._begun: tuple[str, asyncio.Future[str]] | None = None  # its serial not yet known
         self._pipe_error: AITransportError | None = None  # the last pipe()'s, for end()
         self._writer: MessageWriter | None = None
         self._pipe_task: asyncio.Task[Any] | None = None
@@ -366,22 +366,30 @@ class Run:
             self._publish(EVENT_RUN_START, headers)
         await self._session._decided(self)  # a cancel found in history is decided first
 
-    async def _open_step(self) -> None:
-        if self._step_opening is not None:  # another writer is opening it: wait for that
-            await asyncio.shield(self._step_opening)
-            return
-        self._step_opening = opening = self._loop.create_future()
-        try:
+    def begin_step(self) -> None:
+        """Publish ``ai-step-start`` now, without waiting for it (a no-op if a step is open).
+
+        Outputs carry the step's ``step-start-serial``, so the first output of a step waits
+        for that acknowledgement; a step begun before a model call (as :meth:`pipe` and
+        ``run_graph`` do) has it back before the first token. Otherwise the first
+        :meth:`write` opens the step, as the JS agent does.
+        """
+        self._require_active("begin step")
+        if self._step is None and self._begun is None:
             step_id = f"{self.invocation_id}-step-{next(self._steps)}"
-            # The outputs carry this serial: the one acknowledgement a step waits for.
-            serial = await self._publish(EVENT_STEP_START, self._step_headers(step_id))
-            self._step = (step_id, serial)
+            self._begun = (step_id, self._publish(EVENT_STEP_START, self._step_headers(step_id)))
+
+    async def _open_step(self) -> None:
+        self.begin_step()
+        begun = self._begun
+        assert begun is not None
+        serial = await asyncio.shield(begun[1])  # the one acknowledgement a step waits for
+        if self._begun is begun:  # not closed, nor opened by a concurrent writer, meanwhile
+            self._begun = None
+            self._step = (begun[0], serial)
             if self._writer is not None:
                 self._writer.encoder.headers = self._output_headers(self._writer.encoder
                                                                     .codec_message_id)
-        finally:
-            self._step_opening = None
-            opening.set_result(None)
 
     async def end_step(self, reason: StepEndReason = "complete") -> None:
         """Close the step that :meth:`write` opened (``ai-step-end``); a no-op without one.
@@ -395,14 +403,26 @@ class Run:
         self._close_step(reason)
 
     def _close_step(self, reason: StepEndReason) -> None:
-        if self._step is None:
+        step: tuple[str, str | asyncio.Future[str]] | None = self._step or self._begun
+        if step is None:
             return
-        step_id, serial = self._step
-        headers = {H_RUN_ID: self.run_id, H_STEP_ID: step_id, H_STEP_START_SERIAL: serial}
-        headers.update(self._step_headers(step_id))
-        headers[H_STEP_REASON] = reason
-        self._step = None
-        self._publish(EVENT_STEP_END, headers)
+        self._step = self._begun = None
+        step_id, serial = step
+
+        def headers(serial: str) -> dict[str, str]:
+            end = {H_RUN_ID: self.run_id, H_STEP_ID: step_id, H_STEP_START_SERIAL: serial}
+            end.update(self._step_headers(step_id))
+            end[H_STEP_REASON] = reason
+            return end
+
+        if isinstance(serial, str):
+            self._publish(EVENT_STEP_END, headers(serial))
+            return
+        # Begun, its serial not back yet: the end goes out (in order) once it is.
+        message_id, channel = self._next_id(), self.channel
+        self._outbox.submit(f"publish {EVENT_STEP_END}", lambda serial: channel.publish(
+            [OutboundMessage(EVENT_STEP_END, None, make_extras(headers(serial)), message_id)]),
+            target=serial)
 
     def _require_active(self, what: str) -> None:
         if self.state != "active":
@@ -429,7 +449,7 @@ class Run:
         self._require_active("write output")
         if self._writer is None:
             self.new_message()
-        if self._step is None:  # lazily, right before the first output (as the JS agent)
+        if self._step is None:  # right before the first output, unless begun earlier
             await self._open_step()
         outbox = self._outbox
         if outbox.in_flight >= 256:
@@ -446,6 +466,8 @@ class Run:
         """
         self._require_active("pipe output")
         self.new_message()
+        if not self.cancelled:
+            self.begin_step()  # its acknowledgement comes back while the source warms up
         self._pipe_task = asyncio.current_task()
         self._pipe_done = asyncio.Event()
         finish_reason: str | None = None
@@ -578,7 +600,7 @@ class Run:
             await self.end("cancelled")
             return
         await self._finalize("suspended")
-        if self._step is not None:
+        if self._step is not None or self._begun is not None:
             raise RunLifecycleError(unable_to("suspend run", "a step is still open"))
         self._publish(EVENT_RUN_SUSPEND, self._base())
         self.state = "suspended"
