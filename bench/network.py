@@ -499,10 +499,9 @@ def print_report(env: dict[str, Any], args: argparse.Namespace, out: dict[str, A
     print(f"command: {env['command']}")
     print(f"1-minute load average before the run: {env['load_average_1m']}")
     print(f"this package's agent runs from: {env['agent_source']}")
-    history = "off (--js-skip-history)" if args.js_skip_history else "on, as its README"
     print("agents: this package (create_agent_app + AblyChannel, uvicorn, child process) and "
-          "the official JS agent (createAgentSession + createRun per POST, Node child; "
-          f"history paging {history}); each behind its own proxy to the broker")
+          "the official JS agent (createAgentSession + createRun per POST as its README, "
+          "Node child); each behind its own proxy to the broker")
     print(f"scripts: text {args.text_tokens} tokens at {args.text_interval_ms:g} ms; hold "
           f"{args.hold_tokens} tokens at {args.hold_interval_ms:g} ms (cancelled); fast "
           f"{args.tokens} tokens, no pause; {args.think_ms:g} ms pause after each run ended")
@@ -522,7 +521,7 @@ def print_report(env: dict[str, Any], args: argparse.Namespace, out: dict[str, A
         for key, label, unit in ROWS:
             if key not in py and key not in js:
                 continue
-            ratio = _ratio(py.get(key), js.get(key))
+            ratio = _ratio(py.get(key), js.get(key)) if unit else None
             shown = f"{ratio:.2f}x" if ratio is not None else "-"
             a = f"{py_rt[key]:.1f}" if key in py_rt else ""
             b = f"{js_rt[key]:.1f}" if key in js_rt else ""
@@ -619,7 +618,7 @@ async def _run(args: argparse.Namespace, progress: bool, groups: list[str],
             js_ably = js_client_options("127.0.0.1", js_proxy.port, key=broker.key)
             js_agent = await Child("the JS agent", [
                 node_binary(), str(JS_DIR / "bench" / "agent.mjs"),
-                json.dumps({"ably": js_ably, "loadHistory": not args.js_skip_history})],
+                json.dumps({"ably": js_ably})],
                 JS_DIR).start()
             children.append(js_agent)
             agents = {"python": f"http://127.0.0.1:{python_agent.info['port']}/api/chat",
@@ -692,9 +691,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="cancel, stop and fast-answer turns per conversation (default 10)")
     parser.add_argument("--only", nargs="+", choices=GROUPS,
                         help="measure only these groups")
-    parser.add_argument("--js-skip-history", action="store_true",
-                        help="the JS agent does not page the conversation in before start() "
-                        "(its README does)")
     parser.add_argument("--agent-ref", metavar="GIT_REF",
                         help="run this package's agent from a git ref (git archive of "
                         "langgraph_interrupt/ into a temporary directory) instead of the "

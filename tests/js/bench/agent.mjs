@@ -2,14 +2,15 @@
 // "Agent" section of @ably/ai-transport 0.8.0's README does (node_modules/@ably/ai-transport/
 // README.md), with the scripted model of bench/network_agent.py instead of streamText.
 //
-//   node tests/js/bench/agent.mjs '{"ably": <ably-js options>, "loadHistory": true}'
+//   node tests/js/bench/agent.mjs '{"ably": <ably-js options>}'
 //
 // One Ably.Realtime for the process (the README's module-level client). Per POST, as the
 // README: Invocation.fromJSON(body), createAgentSession({client, channelName}),
 // `await session.connect()`, session.createRun(invocation), answer {runId, invocationId} at
-// once; then in the background: page the conversation in (`run.view.loadOlder()`, skipped
-// when config.loadHistory is false), `run.start()`, `run.pipe(stream)`, vercelRunOutcome,
-// `run.end(outcome)`, `session.end()`. The body's {tokens, intervalMs} pick the script
+// once; then in the background: page the conversation in (`run.view.loadOlder()`),
+// `run.start()`, `run.pipe(stream)`, vercelRunOutcome, `run.end(outcome)`, `session.end()`.
+// The paging is not optional: on the fresh session of a POST, start() finds the triggering
+// input only in what was paged in (without it the run never starts). The body's {tokens, intervalMs} pick the script
 // (start, start-step, text-start, `tokens` deltas of "tok " with intervalMs between two of
 // them, text-end, finish-step, finish), the same as the Python agent's. The sleep between
 // deltas stops at the run's abortSignal, as streamText stops at its abortSignal.
@@ -23,7 +24,6 @@ import { createAgentSession, vercelRunOutcome } from '@ably/ai-transport/vercel'
 const config = JSON.parse(process.argv[2] ?? '{}');
 const TOKEN = 'tok ';
 const ably = new Ably.Realtime({ ...config.ably, clientId: 'js-agent' });
-const loadHistory = config.loadHistory ?? true;
 const background = new Set();
 
 const sleep = (ms, signal) =>
@@ -68,7 +68,7 @@ async function handle(req, res) {
   const work = (async () => {
     try {
       // Page in the conversation so far, then open the run on the session.
-      if (loadHistory) while (run.view.hasOlder()) await run.view.loadOlder();
+      while (run.view.hasOlder()) await run.view.loadOlder();
       await run.start();
       const tokens = Math.max(0, Math.min(Number(body.tokens ?? 10), 100000));
       const intervalMs = Math.max(0, Number(body.intervalMs ?? 0));

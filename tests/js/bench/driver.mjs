@@ -340,6 +340,11 @@ async function main() {
   emit({ kind: 'done' });
 }
 
-await main();
+try {
+  await main();
+} catch (error) {
+  emit({ kind: 'error', group: 'setup', agent: '-', index: 0, error: String(error?.stack ?? error) });
+  process.exit(1);
+}
 for (const client of clients) client.close();
 process.exit(0);
