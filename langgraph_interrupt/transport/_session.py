@@ -38,7 +38,7 @@ from .._wire import EVENT_CANCEL, EVENT_INPUT, ChannelMessage
 from ..channels import Channel
 from ._output import shielded
 from ._run import OnCancelled, Run
-from ._trigger import Trigger, scan_history
+from ._trigger import HistoryScan, Trigger, scan_history
 
 __all__ = ["AgentSession", "CancelRequest", "OnCancel"]
 
@@ -280,38 +280,54 @@ class AgentSession:
 
     async def _find(self, run: Run, event_id: str, connecting: asyncio.Future[None],
                     unbounded: bool) -> Trigger:
+        """Race the live input against history reads: an unbounded one while attaching,
+        then (if it found nothing) one bounded at the attach point."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Trigger] = loop.create_future()
         self._waiters.setdefault(event_id, []).append(future)
         aborted = asyncio.ensure_future(run.signal.wait())
         deadline = loop.time() + self._trigger_timeout
+
+        def scan(until_attach: bool) -> asyncio.Future[HistoryScan]:
+            return asyncio.ensure_future(scan_history(
+                self.channel, event_id, max_pages=self._max_pages, page_size=self._page_size,
+                until_attach=until_attach))
+
+        scanning: asyncio.Future[HistoryScan] | None = scan(not unbounded)
+        bounded_read = not unbounded
         try:
             while True:
-                scan = await scan_history(self.channel, event_id, max_pages=self._max_pages,
-                                          page_size=self._page_size,
-                                          until_attach=not unbounded)
-                if future.done():
-                    return future.result()
-                if scan.trigger is not None:
-                    run._history_cancels = scan.cancels
-                    return scan.trigger
                 waiting: set[asyncio.Future[Any]] = {future, aborted}
-                if unbounded:  # once attached, read history up to the attach point again
-                    waiting.add(connecting)
+                if scanning is not None:
+                    waiting.add(scanning)
+                elif not bounded_read:
+                    waiting.add(connecting)  # attached: read up to the attach point again
                 done, _ = await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()),
                                              return_when=asyncio.FIRST_COMPLETED)
-                if future in done:
+                if future.done():  # live first: the read is not waited for
                     return future.result()
                 if aborted in done:
                     raise OperationCancelledError(unable_to("start run", run.signal.reason))
-                if connecting in done:
+                if scanning is not None and scanning in done:
+                    found = scanning.result()
+                    scanning = None
+                    if found.trigger is not None:
+                        run._history_cancels = found.cancels
+                        return found.trigger
+                elif connecting in done:
                     connecting.result()
-                    unbounded = False
-                    continue
-                raise InputEventNotFoundError(unable_to(
-                    "start run", f"input event {event_id!r} not found on {self.channel.name!r}"))
+                if scanning is None and not bounded_read and connecting.done():
+                    connecting.result()
+                    bounded_read = True
+                    scanning = scan(True)
+                if not done:
+                    raise InputEventNotFoundError(unable_to(
+                        "start run",
+                        f"input event {event_id!r} not found on {self.channel.name!r}"))
         finally:
             aborted.cancel()
+            if scanning is not None:
+                scanning.cancel()
             waiters = self._waiters.get(event_id, [])
             if future in waiters:
                 waiters.remove(future)

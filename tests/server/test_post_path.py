@@ -1,8 +1,8 @@
-"""The POST path has no fixed wait: it costs one read of the channel, and no timer.
+"""The POST path has no fixed wait: it costs one read of the channel, and no timer decides it.
 
 ``Gated`` wraps the agent's channel so the test decides when an attach or a history read
-completes, and the POST's own timers are recorded (any ``call_at`` scheduled while the POST's
-task runs code of this package), so "no timer" is checked, not timed.
+completes, and the timers this package's code schedules are recorded when they fire, so "no
+timer" is checked, not timed.
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ class Gated:
 
 @pytest.fixture
 async def timers() -> AsyncIterator[list[tuple[float, str]]]:
-    """Timers that code of this package schedules on the loop: (delay, where)."""
+    """Timers of this package's code that fired: (delay, where). A bound that is cancelled
+    when the awaited thing happens (trigger_timeout) never fires; a fixed wait does."""
     loop = asyncio.get_running_loop()
-    recorded: list[tuple[float, str]] = []
+    fired: list[tuple[float, str]] = []
     call_at = loop.call_at
 
     def recording(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
@@ -60,14 +61,18 @@ async def timers() -> AsyncIterator[list[tuple[float, str]]]:
         while frame is not None:
             if "/langgraph_interrupt/" in frame.f_code.co_filename and getattr(
                     callback, "__name__", "") != "_close_idle":  # the idle timer, not the POST's
-                recorded.append((when - loop.time(), f"{frame.f_code.co_filename}:"
-                                                     f"{frame.f_lineno}"))
-                break
+                where = (when - loop.time(), f"{frame.f_code.co_filename}:{frame.f_lineno}")
+
+                def firing(*args: Any, callback: Any = callback, where: Any = where) -> Any:
+                    fired.append(where)
+                    return callback(*args)
+
+                return call_at(when, firing, *args, **kwargs)
             frame = frame.f_back  # type: ignore[assignment]
         return call_at(when, callback, *args, **kwargs)
 
     loop.call_at = recording  # type: ignore[method-assign]
-    yield recorded
+    yield fired
     loop.call_at = call_at  # type: ignore[method-assign]
 
 
