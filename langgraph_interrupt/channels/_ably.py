@@ -52,8 +52,10 @@ from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlencode
 
 from ably import AblyRealtime  # type: ignore[import-untyped]
+from ably.http.http import Request  # type: ignore[import-untyped]
 from ably.http.paginatedresult import PaginatedResult  # type: ignore[import-untyped]
 from ably.realtime.connection import ConnectionState  # type: ignore[import-untyped]
+from ably.rest.auth import Auth  # type: ignore[import-untyped]
 from ably.types.channeloptions import ChannelOptions  # type: ignore[import-untyped]
 from ably.types.channelstate import ChannelState  # type: ignore[import-untyped]
 from ably.types.message import Message, MessageAction, make_message_response_handler  # type: ignore[import-untyped]
@@ -425,12 +427,41 @@ class AblyChannel:
             params["from_serial"] = bound  # what ably-js sends for untilAttach
         url = f"/channels/{quote_plus(self._name, safe=':')}/messages?{urlencode(params)}"
 
-        def fetch() -> Awaitable[Any]:
-            query: Awaitable[Any] = PaginatedResult.paginated_query(
-                self._client.http, url=url, response_processor=make_message_response_handler(None))
-            return query
+        def query(request: Request) -> Awaitable[Any]:
+            result: Awaitable[Any] = PaginatedResult.paginated_query_with_request(
+                self._client.http, request, make_message_response_handler(None))
+            return result
+
+        async def fetch() -> Any:
+            headers = self._token_headers()
+            if headers is not None:
+                try:
+                    return await query(Request("GET", url, headers=headers, skip_auth=True))
+                except AblyException as exc:  # a token the service no longer takes
+                    if not 40140 <= int(exc.code or 0) < 40150:
+                        raise
+            return await query(Request("GET", url))  # the SDK authorises (and renews)
 
         return _Page(self, await self._call("read history", fetch))
+
+    def _token_headers(self) -> dict[str, str] | None:
+        """The REST ``Authorization`` header from the realtime client's valid token, or
+        ``None`` to let the SDK authorise.
+
+        ably-python 3.1 authorises every REST request of a realtime client that uses token
+        auth as an explicit ``authorize()``: it sends ``AUTH`` on the connection and waits
+        for ``CONNECTED`` (which also re-attaches its channels) even with a valid cached
+        token, one more round trip per history page. A valid token needs none of that.
+        """
+        auth = self._client.auth
+        try:
+            if auth.auth_mechanism != Auth.Method.TOKEN or auth.token_details is None \
+                    or auth.token_details_has_expired():
+                return None
+            credentials = auth.token_credentials
+        except Exception:  # an SDK whose internals moved: take its own path
+            return None
+        return {"Authorization": f"Bearer {credentials}"} if credentials else None
 
     # -- retries --------------------------------------------------------------------------------
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]], *,

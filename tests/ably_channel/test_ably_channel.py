@@ -259,3 +259,21 @@ def test_only_an_append_lost_with_its_connection_counts_as_possibly_applied(
     not after a connection failure with the append in flight; that stream is repaired at its
     end by one full-text update instead."""
     assert _maybe_applied(AblyException("x", status, code)) is maybe_applied
+
+
+async def test_a_history_read_with_a_valid_token_sends_no_auth_on_the_connection(
+        open_ably: OpenAbly, ably_broker: AblyBroker) -> None:
+    """ably-python re-authenticates the realtime connection (AUTH, wait for CONNECTED, then
+    re-attach every channel) before each REST request of a token-auth client: a round trip
+    per history page. With a valid token the channel sends its bearer header itself."""
+    channel = await open_ably(NAME, "agent")
+    await channel.publish([OutboundMessage("note", "hello")])
+    await channel.attach(serial=False)
+
+    for _ in range(3):
+        page = await channel.history()
+        assert [m.data for m in page.items] == ["hello"]
+
+    [connection] = [c for c in ably_broker.connections()
+                    if c.connection_id == channel.connection_id]
+    assert connection.auths == 0

@@ -42,6 +42,8 @@ class ConnectionInfo:
     """False while the socket is gone but the connection is still resumable."""
     channels: tuple[str, ...]
     format: str
+    auths: int = 0
+    """How many in-band ``AUTH`` messages the connection sent (re-authentications)."""
 
 
 class AblyBroker:
@@ -282,6 +284,7 @@ class AblyBroker:
                 connected=s.transport is not None,
                 channels=tuple(sorted(s.attachments)),
                 format=s.format,
+                auths=s.auths,
             )
             for s in self._realtime.sessions()
         ]

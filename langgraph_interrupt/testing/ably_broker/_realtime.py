@@ -78,6 +78,7 @@ class Session:
         self.expiry: asyncio.TimerHandle | None = None
         self.token_timer: asyncio.TimerHandle | None = None
         self.closed = False
+        self.auths = 0  # in-band AUTH messages received
 
     # the Subscriber protocol of the hub
     @property
@@ -419,6 +420,7 @@ class RealtimeServer:
             transport.send_frame(frame, bounded=False)
 
     def _on_auth(self, session: Session, transport: Transport, pm: dict[str, Any]) -> None:
+        session.auths += 1
         auth = pm.get("auth")
         token = auth.get("accessToken") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not token:
