@@ -68,9 +68,12 @@ class LateAcks:
         await self.inner.update(serial, data, extras)
         await self._ack()
 
-    def release(self, *, reverse: bool = False) -> int:
-        """Acknowledge everything held, newest first with ``reverse``; returns how many."""
+    def release(self, *, reverse: bool = False, fail_first: BaseException | None = None) -> int:
+        """Acknowledge everything held, newest first with ``reverse``; ``fail_first``
+        refuses the oldest instead. Returns how many."""
         held, self.held = self.held, []
+        if fail_first is not None and held:
+            held.pop(0).set_exception(fail_first)
         for gate in reversed(held) if reverse else held:
             gate.set_result(None)
         return len(held)
@@ -279,3 +282,76 @@ async def test_a_step_begun_and_ended_before_its_start_is_acknowledged_names_its
         "ai-run-end:cancelled"]
     assert transport(records[2])["step-start-serial"] == records[1].serial
     assert (await task).reason == "cancelled"
+
+
+async def in_flight_then_cancel(client: ClientSession, agent: AgentSession, channel: LateAcks,
+                                seen: Inbox) -> tuple[Run, asyncio.Task[PipeResult]]:
+    """A run whose last append (w3) is applied but not acknowledged, then cancelled."""
+    handle = await client.send("tell me")
+    run = agent.create_run(handle.invocation)
+    tokens: asyncio.Queue[str] = asyncio.Queue()
+
+    async def model() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "text-start", "id": "t"}
+        while True:
+            yield {"type": "text-delta", "id": "t", "delta": await tokens.get()}
+
+    async def drive() -> PipeResult:
+        async with run:
+            return await run.pipe(model())
+
+    task = asyncio.create_task(drive())
+    for token in TOKENS[:3]:
+        tokens.put_nowait(token)
+    await seen.wait_for(lambda m: m.action == "message.append" and m.data == "w2 ")
+    await run.flush()
+    channel.holding = True
+    tokens.put_nowait("w3 ")  # applied; its acknowledgement is held
+    await channel.changed.wait()
+    run.cancel()
+    await seen.wait_for(lambda m: m.name == "ai-run-end")
+    return run, task
+
+
+async def test_a_cancel_does_not_wait_for_the_append_in_flight(
+        client: ClientSession, late: tuple[AgentSession, LateAcks], seen: Inbox) -> None:
+    agent, channel = late
+    run, task = await in_flight_then_cancel(client, agent, channel, seen)
+
+    tail = [describe(m) for m in of_run(seen, run.run_id)][-3:]
+    assert tail == ["append:cancelled", "ai-step-end:cancelled", "ai-run-end:cancelled"]
+    assert len(channel.held) == 4, "w3's acknowledgement and the three of the cancel"
+    channel.holding = False
+    channel.release()
+    assert (await task).reason == "cancelled"
+    updates = [m for m in seen.messages if m.action == "message.update"]
+    assert updates == [], "acknowledged in order: nothing to repair"
+
+
+async def test_an_append_refused_after_the_cancel_went_out_is_repaired_by_one_update(
+        broker: InMemoryBroker, client: ClientSession, late: tuple[AgentSession, LateAcks],
+        seen: Inbox) -> None:
+    agent, channel = late
+    _run, task = await in_flight_then_cancel(client, agent, channel, seen)
+    channel.holding = False
+    channel.release(fail_first=ChannelError("unable to append message; refused", code=50000))
+
+    assert (await task).reason == "cancelled"
+    update = await seen.wait_for(lambda m: m.action == "message.update")
+    assert update.data == "w0 w1 w2 w3 "
+    assert transport(update)["status"] == "cancelled"
+    assert [m.action for m in seen.messages].count("message.update") == 1
+
+
+async def test_an_append_acknowledged_after_the_cancel_went_out_is_repaired_by_one_update(
+        client: ClientSession, late: tuple[AgentSession, LateAcks], seen: Inbox) -> None:
+    """What a retried append looks like: it lands after the close, so its acknowledgement
+    comes back after the close's. The history is rewritten once, in order."""
+    agent, channel = late
+    _run, task = await in_flight_then_cancel(client, agent, channel, seen)
+    channel.holding = False
+    channel.release(reverse=True)
+
+    assert (await task).reason == "cancelled"
+    update = await seen.wait_for(lambda m: m.action == "message.update")
+    assert (update.data, transport(update)["status"]) == ("w0 w1 w2 w3 ", "cancelled")

@@ -45,16 +45,18 @@ class TargetNotPublishedError(ChannelError):
 
 
 class _Op:
-    __slots__ = ("after", "future", "report", "start", "target", "what")
+    __slots__ = ("after", "future", "on_settled", "report", "start", "target", "what")
 
     def __init__(self, what: str, target: Target | None, after: asyncio.Future[Any] | None,
-                 start: Start, future: asyncio.Future[Any], report: bool) -> None:
+                 start: Start, future: asyncio.Future[Any], report: bool,
+                 on_settled: Callable[[], None] | None = None) -> None:
         self.what = what
         self.target = target
         self.after = after
         self.start = start
         self.future = future
         self.report = report
+        self.on_settled = on_settled
 
     def waits_for(self) -> asyncio.Future[Any] | None:
         """What must complete before this operation can start (``None``: nothing)."""
@@ -156,8 +158,8 @@ class Outbox:
             self._error = error
 
     def submit(self, what: str, start: Start, *, target: Target | None = None,
-               after: asyncio.Future[Any] | None = None, report: bool = True
-               ) -> asyncio.Future[Any]:
+               after: asyncio.Future[Any] | None = None, report: bool = True,
+               on_settled: Callable[[], None] | None = None) -> asyncio.Future[Any]:
         """Submit an operation: ``start(serial)`` runs once everything submitted before it
         has started, ``target``'s serial is known and ``after`` has completed (whatever its
         outcome); everything submitted later waits behind it.
@@ -166,10 +168,13 @@ class Outbox:
             what: names the operation in errors (``"append message"``).
             start: ``(target serial or "") -> coroutine``, or ``None`` to send nothing.
             report: keep a refusal for :meth:`take_error` (else only the future fails).
+            on_settled: called at the moment the operation is acknowledged or refused,
+                before any done callback of any future runs (so the order in which
+                operations settle can be told).
         """
         future: asyncio.Future[Any] = self._loop.create_future()
         self._pending.add(future)
-        op = _Op(what, target, after, start, future, report)
+        op = _Op(what, target, after, start, future, report, on_settled)
         if self._blocked:
             self._blocked.append(op)
             return future
@@ -236,6 +241,11 @@ class Outbox:
 
     def _settle(self, op: _Op, error: AITransportError | None, result: Any = None) -> None:
         future = op.future
+        if op.on_settled is not None:
+            try:
+                op.on_settled()
+            except Exception:
+                logger.exception("on_settled of %s raised", op.what)
         if error is not None:
             self.refused += 1
             if op.report and self._error is None:

@@ -27,7 +27,7 @@ from .._errors import (
     MutableMessagesDisabledError,
     unable_to,
 )
-from .._wire import EVENT_OUTPUT, OutboundMessage
+from .._wire import EVENT_OUTPUT, H_STATUS, OutboundMessage
 from ..codec import UIMessageEncoder, WireOp
 from ._outbox import Outbox, Target, TargetNotPublishedError
 
@@ -81,7 +81,8 @@ async def shielded(awaitable: Awaitable[T], timeout: float) -> T:
 class _Stream:
     """What the writer knows of one stream it created."""
 
-    __slots__ = ("buffer", "extras", "failed", "inflight", "last", "serial", "timer")
+    __slots__ = ("buffer", "extras", "failed", "inflight", "last", "repaired", "serial",
+                 "timer")
 
     def __init__(self, serial: Target) -> None:
         self.serial = serial
@@ -89,6 +90,7 @@ class _Stream:
         self.buffer: list[str] = []  # deltas waiting for it, sent as one append
         self.extras: Mapping[str, Any] = {}
         self.failed = False
+        self.repaired = False  # a full-text update was sent
         self.last = float("-inf")  # loop time of the last append sent
         self.timer: asyncio.TimerHandle | None = None
 
@@ -240,33 +242,64 @@ class MessageWriter:
             stream.timer.cancel()
             stream.timer = None
         rest = self._take(stream)
-        channel = self._outbox.channel
+        outbox, channel, full_text = self._outbox, self._outbox.channel, "".join(op.parts or ())
+
+        def failed(future: asyncio.Future[None]) -> BaseException | None:
+            return asyncio.CancelledError() if future.cancelled() else future.exception()
+
+        def repaired(future: asyncio.Future[None]) -> None:
+            exc = failed(future)
+            if exc is not None and not isinstance(exc, TargetNotPublishedError):
+                error = EncoderRecoveryFailedError(unable_to(
+                    "flush pending appends", f"recovery failed for stream(s): {op.stream_id}"))
+                error.__cause__ = exc
+                outbox.report(error)
+
+        def repair() -> None:
+            """One full-text update with the terminal status (at most one per stream)."""
+            if stream.repaired or self.fatal is not None:
+                return
+            stream.repaired = True
+            logger.warning("stream %s lost a fragment; repairing it", op.stream_id)
+            outbox.update(stream.serial, full_text, op.extras, report=False).add_done_callback(
+                repaired)
 
         def start(serial: str) -> Coroutine[Any, Any, None] | None:
-            # Runs once the append in flight settled: repair or close, decided now.
+            # Runs once what it waits for settled: close or repair, decided now.
             if self.fatal is not None:
                 return None  # no mutation can succeed; the run fails with the fatal error
-            if stream.failed:  # one full-text terminal update, applied by live subscribers
-                return channel.update(serial, "".join(op.parts or ()), op.extras)
+            if stream.failed:  # the terminal op is the repair, so live subscribers apply it
+                stream.repaired = True
+                return channel.update(serial, full_text, op.extras)
             return channel.append(serial, rest, op.extras)
 
         def closed(future: asyncio.Future[None]) -> None:
-            exc = None if future.cancelled() else future.exception()
+            exc = failed(future)
             if exc is None or isinstance(exc, TargetNotPublishedError):
                 return
             if isinstance(exc, MutableMessagesDisabledError):
                 self._append_failed(stream, exc)
-                return
-            if not stream.failed:  # the closing append itself failed: repair the history
-                stream.failed = True  # (what followed it is on its way already)
-                logger.warning("closing stream %s failed (%s); repairing it", op.stream_id, exc)
-                self._outbox.update(stream.serial, "".join(op.parts or ()), op.extras,
-                                    report=False).add_done_callback(closed)
-                return
-            error = EncoderRecoveryFailedError(unable_to(
-                "flush pending appends", f"recovery failed for stream(s): {op.stream_id}"))
-            error.__cause__ = exc
-            self._outbox.report(error)
+            elif stream.repaired:  # the repair itself failed
+                repaired(future)
+            else:  # the closing append failed: what followed it is on its way already
+                repair()
 
-        self._outbox.submit("close stream", start, target=stream.serial, after=stream.inflight,
-                            report=False).add_done_callback(closed)
+        inflight = stream.inflight
+        if op.extras["ai"]["transport"].get(H_STATUS) != "cancelled" or inflight is None:
+            outbox.submit("close stream", start, target=stream.serial, after=inflight,
+                          report=False).add_done_callback(closed)
+            return
+        # A cancel does not wait for the append in flight: the user is waiting for the stop.
+        # That append can still fail, or be retried and land after the close; either way
+        # its acknowledgement comes back after the close's (one connection acknowledges in
+        # order), and one full-text update then puts the history right.
+        closed_first = False
+
+        def close_settled() -> None:
+            nonlocal closed_first
+            closed_first = not inflight.done()
+
+        outbox.submit("close stream", start, target=stream.serial, report=False,
+                      on_settled=close_settled).add_done_callback(closed)
+        inflight.add_done_callback(
+            lambda future: repair() if failed(future) is not None or closed_first else None)
