@@ -106,6 +106,8 @@ class MessageWriter:
     closing append carries what is still buffered and waits for the append in flight, so
     whether the stream needs a repair is known before its terminal status goes out; the
     run's later publishes (``finish``, ``ai-step-end``, ``ai-run-end``) queue behind it.
+    A cancel's closing append does not wait (the user is waiting for the stop): an append
+    in flight that then fails, or is acknowledged after the close, is repaired after it.
 
     Args:
         outbox: the run's ordered sender.
