@@ -22,8 +22,7 @@ import asyncio
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import Any, Literal, Protocol
 
 from .._abort import AbortController, AbortSignal, CancelReason, RunCancelled, RunCancelledError
@@ -42,25 +41,6 @@ from .._wire import (
     EVENT_RUN_RESUME,
     EVENT_RUN_START,
     EVENT_RUN_SUSPEND,
-    EVENT_STEP_END,
-    EVENT_STEP_START,
-    H_CODEC_MESSAGE_ID,
-    H_ERROR_CODE,
-    H_ERROR_MESSAGE,
-    H_FORK_OF,
-    H_INPUT_CLIENT_ID,
-    H_INPUT_CODEC_MESSAGE_ID,
-    H_INVOCATION_ID,
-    H_MSG_REGENERATE,
-    H_PARENT,
-    H_ROLE,
-    H_RUN_CLIENT_ID,
-    H_RUN_ID,
-    H_RUN_REASON,
-    H_STEP_CLIENT_ID,
-    H_STEP_ID,
-    H_STEP_REASON,
-    H_STEP_START_SERIAL,
     OutboundMessage,
     RunEndReason,
     StepEndReason,
@@ -68,8 +48,11 @@ from .._wire import (
 )
 from ..channels import Channel
 from ..codec import Chunk, UIMessageEncoder
+from ._headers import RunHeaders
 from ._outbox import Outbox
 from ._output import MessageWriter, shielded, start_bounded, wait_shielded
+from ._source import PipeResult, as_error, chunks_of, close_quietly
+from ._steps import Steps
 from ._trigger import Trigger
 
 __all__ = ["OnCancelled", "PipeResult", "Run", "RunHost", "RunState"]
@@ -101,50 +84,6 @@ class RunHost(Protocol):
     def _report(self, error: AITransportError) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class PipeResult:
-    """How a :meth:`Run.pipe` ended.
-
-    Attributes:
-        reason: ``complete`` (the source ended), ``cancelled`` (the run's signal fired) or
-            ``error`` (the source raised or the channel failed; see ``error``).
-        error: the error for ``reason == "error"``.
-        cancel_reason: why, for ``reason == "cancelled"``.
-        finish_reason: the ``finishReason`` of the source's ``finish`` chunk, if any.
-    """
-
-    reason: RunEndReason
-    error: AITransportError | None = None
-    cancel_reason: CancelReason | None = None
-    finish_reason: str | None = None
-
-    @property
-    def suspend_requested(self) -> bool:
-        """True when the model stopped to wait for a client tool or approval (§7)."""
-        return self.reason == "complete" and self.finish_reason == "tool-calls"
-
-
-async def _from_sync(source: Iterable[Chunk]) -> AsyncIterator[Chunk]:
-    for chunk in source:
-        yield chunk
-
-
-def _aiter(source: AsyncIterable[Chunk] | Iterable[Chunk]) -> AsyncIterator[Chunk]:
-    # Iterate the caller's async source directly (not through a wrapper generator) so that
-    # closing our iterator closes theirs: a cancelled LLM stream must be finalised.
-    if isinstance(source, AsyncIterable):
-        return aiter(source)
-    return _from_sync(source)
-
-
-def _as_error(exc: BaseException) -> AITransportError:
-    if isinstance(exc, AITransportError):
-        return exc
-    error = StreamError(unable_to("complete run", exc))
-    error.__cause__ = exc
-    return error
-
-
 class Run:
     """One run on an :class:`AgentSession`. Create it with :meth:`AgentSession.create_run`.
 
@@ -172,12 +111,11 @@ class Run:
         self._on_cancelled = on_cancelled
         self._terminal_timeout = terminal_timeout
         self.trigger: Trigger | None = None
+        self._headers: RunHeaders | None = None
         self.state: RunState = "created"
         self.end_reason: RunEndReason | None = None
         self._ids = itertools.count()
-        self._steps = itertools.count()
-        self._step: tuple[str, str] | None = None  # (step id, step-start serial)
-        self._begun: tuple[str, asyncio.Future[str]] | None = None  # its serial not yet known
+        self._steps = Steps(self._outbox, self._next_id)
         self._pipe_error: AITransportError | None = None  # the last pipe()'s, for end()
         self._writer: MessageWriter | None = None
         self._pipe_task: asyncio.Task[Any] | None = None
@@ -231,7 +169,7 @@ class Run:
                     await result
             except Exception as exc:
                 logger.exception("run %s: finalizer raised", self.run_id)
-                self._session._report(_as_error(exc))
+                self._session._report(as_error(exc))
 
     @property
     def run_client_id(self) -> str:
@@ -245,40 +183,10 @@ class Run:
     def _next_id(self) -> str:
         return f"{self.invocation_id}:{next(self._ids)}"
 
-    # -- headers (§2) ----------------------------------------------------------------------------
-    def _base(self, *, with_input: bool = True) -> dict[str, str]:
-        trigger = self.trigger
-        assert trigger is not None
-        headers = {H_RUN_ID: self.run_id, H_RUN_CLIENT_ID: trigger.run_client_id,
-                   H_INVOCATION_ID: self.invocation_id}
-        if trigger.client_id:
-            headers[H_INPUT_CLIENT_ID] = trigger.client_id
-        if with_input:
-            headers[H_INPUT_CODEC_MESSAGE_ID] = trigger.codec_message_id
-        return headers
-
-    def _step_headers(self, step_id: str) -> dict[str, str]:
-        trigger = self.trigger
-        assert trigger is not None
-        headers = {H_RUN_ID: self.run_id, H_STEP_ID: step_id}
-        headers.update(self._base(with_input=False))
-        headers[H_STEP_CLIENT_ID] = trigger.client_id or ""
-        return headers
-
-    def _output_headers(self, codec_message_id: str) -> dict[str, str]:
-        trigger = self.trigger
-        assert trigger is not None
-        headers = {H_ROLE: "assistant", H_CODEC_MESSAGE_ID: codec_message_id,
-                   H_RUN_ID: self.run_id, H_RUN_CLIENT_ID: trigger.run_client_id}
-        _add_lineage(headers, trigger.output_parent, trigger)
-        headers[H_INVOCATION_ID] = self.invocation_id
-        if trigger.client_id:
-            headers[H_INPUT_CLIENT_ID] = trigger.client_id
-        headers[H_INPUT_CODEC_MESSAGE_ID] = trigger.codec_message_id
-        if self._step is not None:
-            headers[H_STEP_ID] = self._step[0]
-            headers[H_STEP_CLIENT_ID] = trigger.client_id or ""
-            headers[H_STEP_START_SERIAL] = self._step[1]
+    @property
+    def _h(self) -> RunHeaders:
+        headers = self._headers
+        assert headers is not None, "the run's trigger is located before it publishes"
         return headers
 
     def _publish(self, name: str, transport: dict[str, str]) -> asyncio.Future[str]:
@@ -340,6 +248,7 @@ class Run:
             raise OperationCancelledError(unable_to("start run", self.signal.reason))
         self.trigger = trigger
         self._session._adopt(self)  # re-key a continuation; pull a buffered or history cancel
+        self._headers = RunHeaders(self.run_id, self.invocation_id, trigger)
         return trigger
 
     async def start(self) -> None:
@@ -358,12 +267,9 @@ class Run:
         # Not awaited: the step and outputs follow on the same ordered outbox, and a
         # refusal is reported by whatever reports the run's outcome.
         if trigger.is_continuation:
-            self._publish(EVENT_RUN_RESUME, self._base())
+            self._publish(EVENT_RUN_RESUME, self._h.base())
         else:
-            headers = {H_RUN_ID: self.run_id, H_RUN_CLIENT_ID: trigger.run_client_id}
-            _add_lineage(headers, trigger.run_parent, trigger)
-            headers.update(self._base())
-            self._publish(EVENT_RUN_START, headers)
+            self._publish(EVENT_RUN_START, self._h.run_start())
         await self._session._decided(self)  # a cancel found in history is decided first
 
     def begin_step(self) -> None:
@@ -375,21 +281,13 @@ class Run:
         :meth:`write` opens the step, as the JS agent does.
         """
         self._require_active("begin step")
-        if self._step is None and self._begun is None:
-            step_id = f"{self.invocation_id}-step-{next(self._steps)}"
-            self._begun = (step_id, self._publish(EVENT_STEP_START, self._step_headers(step_id)))
+        self._steps.begin(self._h)
 
     async def _open_step(self) -> None:
-        self.begin_step()
-        begun = self._begun
-        assert begun is not None
-        serial = await asyncio.shield(begun[1])  # the one acknowledgement a step waits for
-        if self._begun is begun:  # not closed, nor opened by a concurrent writer, meanwhile
-            self._begun = None
-            self._step = (begun[0], serial)
-            if self._writer is not None:
-                self._writer.encoder.headers = self._output_headers(self._writer.encoder
-                                                                    .codec_message_id)
+        step = await self._steps.opened(self._h)
+        if self._writer is not None:
+            self._writer.encoder.headers = self._h.output(self._writer.encoder.codec_message_id,
+                                                          step)
 
     async def end_step(self, reason: StepEndReason = "complete") -> None:
         """Close the step that :meth:`write` opened (``ai-step-end``); a no-op without one.
@@ -403,26 +301,7 @@ class Run:
         self._close_step(reason)
 
     def _close_step(self, reason: StepEndReason) -> None:
-        step: tuple[str, str | asyncio.Future[str]] | None = self._step or self._begun
-        if step is None:
-            return
-        self._step = self._begun = None
-        step_id, serial = step
-
-        def headers(serial: str) -> dict[str, str]:
-            end = {H_RUN_ID: self.run_id, H_STEP_ID: step_id, H_STEP_START_SERIAL: serial}
-            end.update(self._step_headers(step_id))
-            end[H_STEP_REASON] = reason
-            return end
-
-        if isinstance(serial, str):
-            self._publish(EVENT_STEP_END, headers(serial))
-            return
-        # Begun, its serial not back yet: the end goes out (in order) once it is.
-        message_id, channel = self._next_id(), self.channel
-        self._outbox.submit(f"publish {EVENT_STEP_END}", lambda serial: channel.publish(
-            [OutboundMessage(EVENT_STEP_END, None, make_extras(headers(serial)), message_id)]),
-            target=serial)
+        self._steps.end(self._h, reason)
 
     def _require_active(self, what: str) -> None:
         if self.state != "active":
@@ -434,7 +313,7 @@ class Run:
         self._require_active("start message")
         cmid = str(uuid.uuid4())
         self._writer = MessageWriter(self._outbox,
-                                     UIMessageEncoder(cmid, self._output_headers(cmid)),
+                                     UIMessageEncoder(cmid, self._h.output(cmid, self._steps.open)),
                                      self._next_id, rollup_window=self._rollup)
         return cmid
 
@@ -449,7 +328,7 @@ class Run:
         self._require_active("write output")
         if self._writer is None:
             self.new_message()
-        if self._step is None:  # right before the first output, unless begun earlier
+        if self._steps.open is None:  # right before the first output, unless begun earlier
             await self._open_step()
         outbox = self._outbox
         if outbox.in_flight >= 256:
@@ -474,7 +353,7 @@ class Run:
         outcome: RunEndReason = "complete"
         error: AITransportError | None = None
         external_cancel = False
-        iterator = _aiter(source)
+        iterator = chunks_of(source)
         pulled = 0
         try:
             while not self.cancelled:
@@ -504,7 +383,7 @@ class Run:
                 external_cancel = True
                 self.cancel(CancelReason("shutdown", "the task running the run was cancelled"))
         except Exception as exc:
-            outcome, error = "error", _as_error(exc)
+            outcome, error = "error", as_error(exc)
         if self._interrupted:  # the source swallowed our interruption: clear the request
             self._interrupted = False
             if self._pipe_task is not None:
@@ -526,7 +405,7 @@ class Run:
         finally:
             self._pipe_task = None
             self._pipe_done.set()
-            await _close_quietly(iterator)
+            await close_quietly(iterator)
         if external_cancel:
             raise asyncio.CancelledError
         if outcome == "error" and error is None:
@@ -557,7 +436,7 @@ class Run:
                 await result
         except Exception as exc:
             logger.exception("run %s: on_cancelled raised", self.run_id)
-            self._session._report(_as_error(exc))
+            self._session._report(as_error(exc))
 
     def _on_abort(self, reason: CancelReason) -> None:
         # Any thread may abort: hop to the loop before touching the pipe task. On the loop
@@ -600,9 +479,9 @@ class Run:
             await self.end("cancelled")
             return
         await self._finalize("suspended")
-        if self._step is not None or self._begun is not None:
+        if self._steps.active:
             raise RunLifecycleError(unable_to("suspend run", "a step is still open"))
-        self._publish(EVENT_RUN_SUSPEND, self._base())
+        self._publish(EVENT_RUN_SUSPEND, self._h.base())
         self.state = "suspended"
         self._session._deregister(self)
         await shielded(self._settled(), self._terminal_timeout)
@@ -663,20 +542,12 @@ class Run:
             logger.warning("run %s: closing streams before the end failed: %s", self.run_id, exc)
         self._close_step({"complete": "complete", "cancelled": "cancelled",
                           "error": "failed"}[reason])  # type: ignore[arg-type]
-        trigger = self.trigger
-        assert trigger is not None
-        headers = {H_RUN_ID: self.run_id, H_RUN_CLIENT_ID: trigger.run_client_id,
-                   H_RUN_REASON: reason, H_INVOCATION_ID: self.invocation_id}
-        if trigger.client_id:
-            headers[H_INPUT_CLIENT_ID] = trigger.client_id
-        headers[H_INPUT_CODEC_MESSAGE_ID] = trigger.codec_message_id
+        wire = None
         if reason == "error":
-            wire = _as_error(error) if error is not None else StreamError(
+            wire = as_error(error) if error is not None else StreamError(
                 unable_to("complete run", "agent reported an error"))
-            headers[H_ERROR_CODE] = str(wire.code)
-            headers[H_ERROR_MESSAGE] = wire.message
         try:
-            self._publish(EVENT_RUN_END, headers)
+            self._publish(EVENT_RUN_END, self._h.run_end(reason, wire))
         finally:
             self.state = "ended"
             self.end_reason = reason
@@ -706,23 +577,3 @@ class Run:
 
     def __repr__(self) -> str:
         return f"<Run {self.run_id} state={self.state} cancelled={self.cancelled}>"
-
-
-def _add_lineage(headers: dict[str, str], parent: str | None, trigger: Trigger) -> None:
-    """``parent``, ``fork-of`` and ``msg-regenerate``, each only when known (§2.1, §2.6)."""
-    if parent:
-        headers[H_PARENT] = parent
-    if trigger.fork_of:
-        headers[H_FORK_OF] = trigger.fork_of
-    if trigger.msg_regenerate:
-        headers[H_MSG_REGENERATE] = trigger.msg_regenerate
-
-
-async def _close_quietly(iterator: AsyncIterator[Chunk]) -> None:
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is None:
-        return
-    try:
-        await aclose()
-    except Exception:  # best effort: the source is being abandoned
-        logger.debug("closing the piped source raised", exc_info=True)
