@@ -193,3 +193,30 @@ async def test_a_connection_drop_mid_stream_loses_nothing_duplicates_nothing_and
     assert pair.client.messages[-1]["parts"][-1]["text"] == "".join(tokens)
     assert any(c.current == ConnectionState.DISCONNECTED for c in watcher.changes)
     assert pair.agent_channel.connection_id == agent_connection, "resumed, not replaced"
+
+
+async def test_a_cancel_sequence_reaches_the_client_while_the_agents_acks_are_held(
+        pair: Pair, ably_broker: AblyBroker) -> None:
+    """Over the real SDK: every delivery to the agent is held, and so are its ACKs (queued
+    behind them); a cancel's whole terminal sequence still reaches the client, in order,
+    because nothing in it waits for an acknowledgement. pipe() reports once they come."""
+    run, stream, task, serial = await held_run(pair, [f"w{i} " for i in range(8)], hold_at=2)
+    await run.flush()
+    agent_connection = pair.agent_channel.connection_id
+    hold = ably_broker.faults.delay_delivery(60_000, channel=SESSION,
+                                             connection_id=agent_connection)
+    run.cancel()  # the agent's own Stop: a client's would be held on its way in too
+
+    info = await pair.client.wait_run_ended(run.run_id, timeout=5)
+    assert info.status == "cancelled" and not task.done()
+    mine = [m for m in pair.seen.messages if m.serial == serial or run_of(m) == run.run_id]
+    tail = [(m.name or m.action,
+             (m.extras or {}).get("ai", {}).get("transport", {}).get("status")
+             or (m.extras or {}).get("ai", {}).get("transport", {}).get("run-reason"))
+            for m in mine][-3:]
+    assert tail == [("message.append", "cancelled"), ("ai-step-end", None),
+                    ("ai-run-end", "cancelled")]
+    hold.cancel()
+    assert ably_broker.faults.drop_connections(agent_connection) == 1  # resume: ACKs come
+    assert (await task).reason == "cancelled"
+    assert pair.client.messages[-1]["parts"][-1]["text"] == "w0 w1 "
