@@ -272,14 +272,16 @@ class AblyChannel:
         return self._attach_serial
 
     # -- lifecycle ------------------------------------------------------------------------------
-    async def attach(self, *, serial: bool = True) -> str | None:
+    async def attach(self, *, serial: bool = True, recent: int = 0) -> str | None:
         """Attach (idempotent); returns the serial of the newest message before the attach
         point, or ``None`` when the channel has none. Finding that serial costs one REST
         request; ``serial=False`` skips it (and returns ``None``): history is bounded at
-        the attach point either way."""
+        the attach point either way. ``recent``: ask Ably to deliver that many of the newest
+        earlier messages right after the attach (the ``rewind`` channel parameter); only
+        when this handle makes the attachment, not when it joins one."""
         async with self._attaching:
             if not self._attached:
-                bound = await self._call("attach", self._attach_once)
+                bound = await self._call("attach", lambda: self._attach_once(recent))
                 if not isinstance(bound, str) or not bound:
                     raise ChannelError(unable_to("attach", f"the service sent no attach "
                                                            f"serial for {self._name!r}"),
@@ -300,14 +302,20 @@ class AblyChannel:
             self._serial_known = True
             return self._attach_serial
 
-    async def _attach_once(self) -> object:
+    async def _attach_once(self, recent: int) -> object:
         """Register the SDK listener (once) and attach; returns the history bound."""
         shared = self._sdk.state == ChannelState.ATTACHED
-        if self._registered:
-            await self._sdk.attach()
-        else:
-            self._registered = True  # subscribe() registers before it awaits the attach
-            await self._sdk.subscribe(self._on_sdk_message)
+        if not shared:
+            self._rewind(recent)
+        try:
+            if self._registered:
+                await self._sdk.attach()
+            else:
+                self._registered = True  # subscribe() registers before it awaits the attach
+                await self._sdk.subscribe(self._on_sdk_message)
+        finally:
+            if recent > 0 and not shared:
+                self._rewind(0)  # a later re-attach resumes; it must not replay them
         # No suspension since the listener was registered if the attachment was shared:
         # what the SDK has received so far is history, everything later reaches us live.
         if shared:
@@ -315,6 +323,21 @@ class AblyChannel:
             if isinstance(position, str) and position:
                 return position
         return getattr(self._sdk, "_RealtimeChannel__attach_serial", None)
+
+    def _rewind(self, recent: int) -> None:
+        """Set (or clear) the ``rewind`` parameter the SDK sends with its next ATTACH."""
+        options = getattr(self._sdk, "_RealtimeChannel__channel_options", None)
+        if not isinstance(options, ChannelOptions):
+            return  # an SDK whose internals moved: attach without rewind
+        params = dict(options.params or {})
+        if recent > 0:
+            params["rewind"] = str(min(recent, 100))
+        elif "rewind" not in params:
+            return
+        else:
+            del params["rewind"]
+        self._sdk.set_options_without_reattach(ChannelOptions(
+            cipher=options.cipher, params=params, modes=getattr(options, "modes", None)))
 
     async def detach(self) -> None:
         """Stop delivering messages to this handle's listeners, and detach. Idempotent; a

@@ -69,12 +69,17 @@ class Channel(Protocol):
         """The channel serial at the moment of attach (``None`` on an empty channel)."""
         ...
 
-    async def attach(self, *, serial: bool = True) -> str | None:
+    async def attach(self, *, serial: bool = True, recent: int = 0) -> str | None:
         """Attach (idempotent) and return the attach serial.
 
         ``serial=False``: the caller does not need the attach serial (the sessions do not),
         so a backend may skip the work of finding it and return ``None``; history is bounded
         at the attach point all the same. On Ably this saves a round trip per attach.
+
+        ``recent``: a hint that the caller looks for something published just before it
+        attached: a backend may deliver up to that many of the newest earlier messages to
+        the listeners right after attaching (Ably's ``rewind``), saving a history read. It
+        may ignore the hint, and a listener may see such a message in history too.
         """
         ...
 

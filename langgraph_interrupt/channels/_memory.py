@@ -219,7 +219,8 @@ class InMemoryChannel:
     def attach_serial(self) -> str | None:
         return self._attach_serial
 
-    async def attach(self, *, serial: bool = True) -> str | None:
+    async def attach(self, *, serial: bool = True, recent: int = 0) -> str | None:
+        # ``recent`` is ignored: history here is read without a round trip.
         if not self._attached:
             self._loop = asyncio.get_running_loop()
             self._attached = True

@@ -44,6 +44,10 @@ __all__ = ["AgentSession", "CancelRequest", "OnCancel"]
 
 logger = logging.getLogger("langgraph_interrupt.transport")
 
+#: Messages a new attach asks to be delivered from before it (Ably's ``rewind``): a run's
+#: input is usually among the newest, and then needs no history read.
+_RECENT_INPUTS = 10
+
 
 @dataclass(frozen=True, slots=True)
 class CancelRequest:
@@ -155,7 +159,9 @@ class AgentSession:
     async def _attach(self) -> None:
         if self._unsubscribe is None:
             self._unsubscribe = self.channel.subscribe(self._on_message)
-        await self.channel.attach(serial=False)  # history is bounded without it
+        # The serial is not needed (history is bounded without it), and the input a run
+        # looks for was usually published just before: have it delivered with the attach.
+        await self.channel.attach(serial=False, recent=_RECENT_INPUTS)
         self._connected = True
 
     async def __aenter__(self) -> AgentSession:
@@ -262,46 +268,45 @@ class AgentSession:
         connecting = self._connect_soon()  # attached at once, or attaching meanwhile
         event_id = run.invocation.input_event_id
         trigger = self._inputs.get(event_id)
-        unbounded = False
         if trigger is None:
-            # Not attached yet: read history without the attach bound, at the same time as
-            # the attach, so the lookup costs one round trip, not two. What the unbounded
-            # read may miss (a cancel published before the attach took effect) is caught
-            # up after the attach.
-            unbounded = not self._connected
-            trigger = await self._find(run, event_id, connecting, unbounded)
-        if not connecting.done():
-            task = asyncio.ensure_future(self._after_attach(run, connecting, unbounded))
+            trigger = await self._find(run, event_id, connecting)
+        if not connecting.done():  # found live while the attach completes
+            task = asyncio.ensure_future(self._after_attach(run, connecting))
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
         else:
             connecting.result()  # an attach failure fails the start: no cancel could reach it
         return trigger
 
-    async def _find(self, run: Run, event_id: str, connecting: asyncio.Future[None],
-                    unbounded: bool) -> Trigger:
-        """Race the live input against history reads: an unbounded one while attaching,
-        then (if it found nothing) one bounded at the attach point."""
+    async def _find(self, run: Run, event_id: str, connecting: asyncio.Future[None]
+                    ) -> Trigger:
+        """Race the live input against a history read (up to the attach point).
+
+        A session that is attaching reads no history first: its attach asks for the newest
+        earlier messages to be delivered with it (``recent``), and the input a POST names
+        was usually published just before. Only if the attach brought nothing is history
+        read: one round trip in all on a conversation's first turn, two at worst.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Trigger] = loop.create_future()
         self._waiters.setdefault(event_id, []).append(future)
         aborted = asyncio.ensure_future(run.signal.wait())
         deadline = loop.time() + self._trigger_timeout
-
-        def scan(until_attach: bool) -> asyncio.Future[HistoryScan]:
-            return asyncio.ensure_future(scan_history(
-                self.channel, event_id, max_pages=self._max_pages, page_size=self._page_size,
-                until_attach=until_attach))
-
-        scanning: asyncio.Future[HistoryScan] | None = scan(not unbounded)
-        bounded_read = not unbounded
+        scanning: asyncio.Future[HistoryScan] | None = None
+        read = False
         try:
             while True:
+                if not read and connecting.done():
+                    connecting.result()
+                    read = True
+                    scanning = asyncio.ensure_future(scan_history(
+                        self.channel, event_id, max_pages=self._max_pages,
+                        page_size=self._page_size))
                 waiting: set[asyncio.Future[Any]] = {future, aborted}
                 if scanning is not None:
                     waiting.add(scanning)
-                elif not bounded_read:
-                    waiting.add(connecting)  # attached: read up to the attach point again
+                elif not read:
+                    waiting.add(connecting)
                 done, _ = await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()),
                                              return_when=asyncio.FIRST_COMPLETED)
                 if future.done():  # live first: the read is not waited for
@@ -314,12 +319,6 @@ class AgentSession:
                     if found.trigger is not None:
                         run._history_cancels = found.cancels
                         return found.trigger
-                elif connecting in done:
-                    connecting.result()
-                if scanning is None and not bounded_read and connecting.done():
-                    connecting.result()
-                    bounded_read = True
-                    scanning = scan(True)
                 if not done:
                     raise InputEventNotFoundError(unable_to(
                         "start run",
@@ -334,17 +333,11 @@ class AgentSession:
             if not waiters:
                 self._waiters.pop(event_id, None)
 
-    async def _after_attach(self, run: Run, connecting: asyncio.Future[None],
-                            unbounded: bool) -> None:
-        """The run was located before the session attached: finish the attach, and honour
-        cancels published before it took effect (history up to the attach point)."""
+    async def _after_attach(self, run: Run, connecting: asyncio.Future[None]) -> None:
+        """The run's input arrived with the attach, before the attach completed: finish it;
+        a session that cannot attach cannot hear a cancel, so the run is cancelled."""
         try:
             await connecting
-            if unbounded and run.trigger is not None:
-                scan = await scan_history(self.channel, run.invocation.input_event_id,
-                                          max_pages=self._max_pages, page_size=self._page_size)
-                for target in scan.cancels:
-                    self._consider(run, target)
         except Exception as exc:
             logger.error("session %r: attach for run %s failed: %r", self.channel.name,
                          run.run_id, exc)

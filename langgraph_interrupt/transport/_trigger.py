@@ -133,11 +133,9 @@ async def _fetch(call: object, attempts: int) -> HistoryPage:
 
 
 async def scan_history(
-    channel: Channel, event_id: str, *, max_pages: int, page_size: int, attempts: int = 3,
-    until_attach: bool = True,
+    channel: Channel, event_id: str, *, max_pages: int, page_size: int, attempts: int = 3
 ) -> HistoryScan:
-    """Page history newest-first (up to the attach point, unless ``until_attach`` is false)
-    until the trigger is found.
+    """Page history newest-first (up to the attach point) until the trigger is found.
 
     Every message newer than the trigger has been seen when it is found, so the cancels
     collected on the way are exactly those published after it. Bounded by ``max_pages``;
@@ -145,8 +143,7 @@ async def scan_history(
     :class:`HistoryFetchFailedError` (104011).
     """
     cancels: list[CancelTarget] = []
-    page = await _fetch(lambda: channel.history(limit=page_size, until_attach=until_attach),
-                        attempts)
+    page = await _fetch(lambda: channel.history(limit=page_size, until_attach=True), attempts)
     pages = 1
     while True:
         items: Sequence[ChannelMessage] = page.items

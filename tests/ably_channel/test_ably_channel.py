@@ -12,8 +12,10 @@ from ably.types.message import Message
 from ably.util.exceptions import AblyException
 
 from langgraph_interrupt import (
+    AgentSession,
     ChannelError,
     ChannelMessage,
+    ClientSession,
     InvalidArgumentError,
     MutableMessagesDisabledError,
     OutboundMessage,
@@ -277,3 +279,25 @@ async def test_a_history_read_with_a_valid_token_sends_no_auth_on_the_connection
     [connection] = [c for c in ably_broker.connections()
                     if c.connection_id == channel.connection_id]
     assert connection.auths == 0
+
+
+async def test_a_new_agent_session_finds_a_just_published_input_without_reading_history(
+        open_ably: OpenAbly) -> None:
+    """The session's attach asks for the newest earlier messages (``rewind``): the input a
+    POST names arrives with the attach, so locating it costs the attach's round trip only."""
+    user = ClientSession(await open_ably(NAME, "user-abc"))
+    await user.connect()
+    handle = await user.send("hi")
+    agent_channel = await open_ably(NAME, "agent")
+    reads: list[object] = []
+    history = agent_channel.history
+    agent_channel.history = lambda **kw: reads.append(kw) or history(**kw)  # type: ignore[method-assign]
+    session = AgentSession(agent_channel)
+
+    run = session.create_run(handle.invocation)
+    trigger = await run.locate()
+
+    assert trigger.event_id == handle.invocation.input_event_id
+    assert reads == []
+    await session.close()
+    await user.close()

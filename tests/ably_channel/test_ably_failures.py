@@ -200,7 +200,7 @@ async def test_a_cancel_sequence_reaches_the_client_while_the_agents_acks_are_he
     """Over the real SDK: every delivery to the agent is held, and so are its ACKs (queued
     behind them); a cancel's whole terminal sequence still reaches the client, in order,
     because nothing in it waits for an acknowledgement. pipe() reports once they come."""
-    run, stream, task, serial = await held_run(pair, [f"w{i} " for i in range(8)], hold_at=2)
+    run, _stream, task, serial = await held_run(pair, [f"w{i} " for i in range(8)], hold_at=2)
     await run.flush()
     agent_connection = pair.agent_channel.connection_id
     hold = ably_broker.faults.delay_delivery(60_000, channel=SESSION,

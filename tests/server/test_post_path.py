@@ -27,15 +27,14 @@ class Gated:
         self.inner = inner
         self.gate = asyncio.Event()
         self.started: list[str] = []
-        self.both_started = asyncio.Event()
+        self.first_started = asyncio.Event()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     def _start(self, what: str) -> None:
         self.started.append(what)
-        if len(self.started) == 2:
-            self.both_started.set()
+        self.first_started.set()
 
     async def attach(self, **options: Any) -> str | None:
         self._start("attach")
@@ -76,21 +75,33 @@ async def timers() -> AsyncIterator[list[tuple[float, str]]]:
     loop.call_at = call_at  # type: ignore[method-assign]
 
 
-async def test_a_first_turn_reads_history_while_attaching_and_answers_with_no_timer(
+async def test_a_first_turn_asks_the_attach_for_recent_messages_and_sets_no_timer(
         serve, client: ClientSession, broker: InMemoryBroker,
         timers: list[tuple[float, str]]) -> None:
+    """The new session's attach asks for the newest earlier messages (Ably delivers them
+    with the attach, so the input needs no history read); this backend ignores the hint,
+    so history is read once the attach is done, bounded at the attach point."""
     gated = Gated(broker.channel("ai:test-session", client_id="agent"))
+    attach_options: list[dict[str, Any]] = []
+    attach = gated.attach
+
+    async def recording(**options: Any) -> str | None:
+        attach_options.append(options)
+        return await attach(**options)
+
+    gated.attach = recording  # type: ignore[method-assign]
     served = await serve(ScriptedAgent(), channel_factory=lambda name: gated)
     handle = await client.send("hi")  # in history by the time the agent attaches
     posting = asyncio.create_task(served.post(handle.invocation.to_json()))
-    await gated.both_started.wait()
-    assert sorted(gated.started) == ["attach", "history until_attach=False"], (
-        "the history read does not wait for the attach: one round trip, not two")
+    await gated.first_started.wait()
+    assert gated.started == ["attach"], "no history read while attaching"
+    assert attach_options == [{"serial": False, "recent": 10}]
     gated.gate.set()
     response = await posting
     during = list(timers)
 
     assert response.status_code == 200
+    assert gated.started == ["attach", "history until_attach=True"]
     assert response.json()["runId"] == (await handle.wait_started(timeout=5)).run_id
     assert [t for t in during if "/server/" in t[1] or "/transport/_session" in t[1]] == []
 
