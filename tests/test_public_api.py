@@ -42,7 +42,7 @@ def test_the_issue_required_names_are_exported() -> None:
 
 # Layers, lowest first: each module may import only from its own layer or below.
 LAYERS = [
-    {"_errors", "_wire", "_version", "_cancel"},
+    {"_errors", "_wire", "_version", "_cancel", "_eager"},
     {"_invocation"},
     {"_abort"},
     {"codec"},
@@ -52,7 +52,7 @@ LAYERS = [
     {"server"},
     {"testing"},
 ]
-STDLIB_ONLY = {"_errors", "_wire", "_cancel", "_abort", "_version"}
+STDLIB_ONLY = {"_errors", "_wire", "_cancel", "_abort", "_version", "_eager"}
 
 
 def _layer(top: str) -> int:

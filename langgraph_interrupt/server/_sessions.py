@@ -27,6 +27,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeAlias
 
+from .._eager import start_eagerly
 from .._errors import AITransportError, ErrorCode
 from ..channels import Channel
 from ..transport import AgentSession, OnCancel
@@ -68,7 +69,7 @@ class SessionPool:
         self._idle_timeout = idle_timeout
         self._options = dict(session_options or {})
         self._sessions: dict[str, AgentSession] = {}
-        self._opening: dict[str, asyncio.Task[AgentSession]] = {}
+        self._opening: dict[str, asyncio.Future[AgentSession]] = {}
         self._closing: dict[str, asyncio.Task[None]] = {}
         self._users: dict[str, int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -118,9 +119,10 @@ class SessionPool:
             raise RequestRejected(404, f"unable to start run; unknown session {name!r}")
         opening = self._opening.get(name)
         if opening is None:
-            opening = asyncio.ensure_future(self._open(name))
-            self._opening[name] = opening
-            opening.add_done_callback(lambda _: self._opening.pop(name, None))
+            opening = start_eagerly(self._open(name))  # often done at once: no task hop
+            if not opening.done():  # shared with concurrent requests until it is
+                self._opening[name] = opening
+                opening.add_done_callback(lambda _: self._opening.pop(name, None))
         try:
             # Shielded: one request giving up must not abort an open other requests share.
             return await asyncio.shield(opening)

@@ -23,9 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeAlias
 
+from .._eager import resume
 from .._errors import AITransportError, ChannelError, unable_to
 from .._wire import OutboundMessage
 from ..channels import Channel
@@ -148,7 +149,7 @@ class Outbox:
         future: asyncio.Future[None] = self._loop.create_future()
         self._pending.add(future)
         op = _Op("append message", target, None, _nothing, future, False)
-        task: asyncio.Task[Any] = self._loop.create_task(_resume(coro, yielded))
+        task: asyncio.Task[Any] = self._loop.create_task(resume(coro, yielded))
         task.add_done_callback(lambda task: self._done(op, task))
         return future
 
@@ -225,7 +226,7 @@ class Outbox:
         except Exception as exc:
             self._settle(op, _as_error(op.what, exc))
             return
-        task: asyncio.Task[Any] = self._loop.create_task(_resume(coro, yielded))
+        task: asyncio.Task[Any] = self._loop.create_task(resume(coro, yielded))
         task.add_done_callback(lambda task: self._done(op, task))
 
     # -- completing ---------------------------------------------------------------------------
@@ -296,34 +297,3 @@ class Outbox:
 
 def _nothing(_: str) -> None:
     return None
-
-
-class _Rest:
-    """Awaiting it drives a coroutine whose first step already ran and yielded ``yielded``
-    (what a task does with a coroutine; this lets the first step run eagerly)."""
-
-    __slots__ = ("_coro", "_yielded")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
-        self._coro = coro
-        self._yielded = yielded
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        coro, yielded = self._coro, self._yielded
-        while True:
-            try:
-                yield yielded  # the task waits for it, then resumes us (or throws into us)
-            except BaseException as exc:  # handed to the coroutine, as a task would
-                try:
-                    yielded = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    yielded = coro.send(None)
-                except StopIteration as stop:
-                    return stop.value
-
-
-async def _resume(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
-    return await _Rest(coro, yielded)

@@ -23,6 +23,7 @@ from typing import Any
 
 from .._abort import AbortSignal, CancelReason
 from .._cancel import CancelTarget, read_cancel
+from .._eager import start_eagerly
 from .._errors import (
     AITransportError,
     ErrorCode,
@@ -153,7 +154,8 @@ class AgentSession:
         connecting = self._connecting
         if connecting is None or (connecting.done() and (connecting.cancelled()
                                                          or connecting.exception())):
-            connecting = self._connecting = asyncio.ensure_future(self._attach())
+            # Eagerly: the ATTACH leaves now, not after what the loop has queued.
+            connecting = self._connecting = start_eagerly(self._attach())
         return connecting
 
     async def _attach(self) -> None:
