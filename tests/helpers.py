@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from langgraph_interrupt import InMemoryBroker, WireRecord
+from langgraph_interrupt import (
+    AgentSession,
+    ClientSession,
+    InMemoryBroker,
+    PipeResult,
+    Run,
+    WireRecord,
+)
+from langgraph_interrupt.testing import ScriptedStream
+
+TOKENS = [f"w{i} " for i in range(50)]
 
 
 def transport(record: WireRecord) -> dict[str, str]:
@@ -36,3 +47,21 @@ def describe(record: WireRecord) -> tuple[Any, ...]:
     if record.op in ("append", "update"):
         return (record.op, c.get("kind"), record.data, t.get("status"))
     return ("publish", c.get("kind"), t.get("status"))
+
+
+async def start_streaming(
+    client: ClientSession, agent: AgentSession, *, hold_at: int = 3, **run_kwargs: Any
+) -> tuple[Run, ScriptedStream, asyncio.Task[PipeResult]]:
+    """Send a message, start a run that streams :data:`TOKENS` and holds after ``hold_at``
+    deltas (``async with run: run.pipe(...)`` in a task)."""
+    handle = await client.send("tell me a long story")
+    run = agent.create_run(handle.invocation, **run_kwargs)
+    stream = ScriptedStream(TOKENS, hold_at=hold_at)
+
+    async def drive() -> PipeResult:
+        async with run:
+            return await run.pipe(stream)
+
+    task = asyncio.create_task(drive())
+    await stream.holding.wait()
+    return run, stream, task

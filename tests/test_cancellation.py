@@ -24,26 +24,7 @@ from langgraph_interrupt import (
 from langgraph_interrupt._cancel import build_cancel
 from langgraph_interrupt.testing import ScriptedStream
 from tests.conftest import SESSION
-from tests.helpers import describe, run_records, transport
-
-TOKENS = [f"w{i} " for i in range(50)]
-
-
-async def start_streaming(
-    client: ClientSession, agent: AgentSession, *, hold_at: int = 3, **run_kwargs: Any
-) -> tuple[Run, ScriptedStream, asyncio.Task[PipeResult]]:
-    """Send a message, start a run that streams and holds after ``hold_at`` deltas."""
-    handle = await client.send("tell me a long story")
-    run = agent.create_run(handle.invocation, **run_kwargs)
-    stream = ScriptedStream(TOKENS, hold_at=hold_at)
-
-    async def drive() -> PipeResult:
-        async with run:
-            return await run.pipe(stream)
-
-    task = asyncio.create_task(drive())
-    await stream.holding.wait()
-    return run, stream, task
+from tests.helpers import TOKENS, describe, run_records, start_streaming, transport
 
 
 # -- cancel by run id / by input id ---------------------------------------------------------

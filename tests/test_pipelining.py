@@ -27,9 +27,7 @@ from langgraph_interrupt import (
 from langgraph_interrupt.channels import Channel
 from langgraph_interrupt.testing import Inbox, ScriptedStream
 from tests.conftest import SESSION
-from tests.helpers import transport
-
-TOKENS = [f"w{i} " for i in range(20)]
+from tests.helpers import TOKENS, start_streaming, transport
 
 
 class LateAcks:
@@ -101,21 +99,6 @@ async def late(broker: InMemoryBroker) -> AsyncIterator[tuple[AgentSession, Late
     await agent.close()
 
 
-async def streaming(client: ClientSession, agent: AgentSession, *, hold_at: int = 3
-                    ) -> tuple[Run, ScriptedStream, asyncio.Task[PipeResult]]:
-    handle = await client.send("tell me")
-    run = agent.create_run(handle.invocation)
-    stream = ScriptedStream(TOKENS, hold_at=hold_at)
-
-    async def drive() -> PipeResult:
-        async with run:
-            return await run.pipe(stream)
-
-    task = asyncio.create_task(drive())
-    await stream.holding.wait()
-    return run, stream, task
-
-
 def of_run(seen: Inbox, run_id: str) -> list[ChannelMessage]:
     """What the client received of the run (appends by the serial of their create)."""
     serials = {m.serial for m in seen.messages if transport(m).get("run-id") == run_id}
@@ -136,7 +119,7 @@ async def test_the_cancel_sequence_goes_out_before_any_of_it_is_acknowledged(
         broker: InMemoryBroker, client: ClientSession, late: tuple[AgentSession, LateAcks],
         seen: Inbox) -> None:
     agent, channel = late
-    run, _, task = await streaming(client, agent)
+    run, _, task = await start_streaming(client, agent)
     await run.flush()  # what streamed so far is acknowledged
     channel.holding = True
 
@@ -186,7 +169,7 @@ async def test_acknowledgements_out_of_order_keep_the_exact_order_and_every_stre
 async def test_a_refused_publish_in_the_middle_of_the_cancel_sequence_is_reported(
         broker: InMemoryBroker, client: ClientSession, agent: AgentSession,
         seen: Inbox) -> None:
-    run, _, task = await streaming(client, agent)
+    run, _, task = await start_streaming(client, agent)
     await run.flush()
     refusal = ChannelError("unable to publish; injected refusal", code=50000)
     broker.fail_next("publish", 1, refusal)  # the first publish of the sequence: ai-step-end
@@ -216,7 +199,7 @@ async def test_a_run_whose_pipe_failed_ends_error_when_its_block_exits(
 async def test_deltas_written_while_an_append_is_in_flight_go_out_as_one_append(
         client: ClientSession, late: tuple[AgentSession, LateAcks], seen: Inbox) -> None:
     agent, channel = late
-    run, stream, task = await streaming(client, agent, hold_at=1)
+    run, stream, task = await start_streaming(client, agent, hold_at=1)
     await run.flush()
     channel.holding = True
     stream.release()

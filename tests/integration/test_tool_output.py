@@ -184,12 +184,11 @@ def test_the_capture_is_transparent_outside_a_run_and_records_inside_one() -> No
 
 
 # -- a client's tool result survives the resume ----------------------------------------------
-async def test_a_client_tool_result_is_never_overwritten_on_resume(
-        broker: Any, client: ClientSession, agent: AgentSession) -> None:
-    """The client answers ``interrupt()`` with an object: its part keeps exactly that object
-    (the agent publishes no output of its own for the call, as the JS agent does not), and
-    after ``ai-run-resume`` the message's ``start`` comes first."""
-    got: list[Any] = []
+async def suspended_on_a_client_tool(client: ClientSession, agent: AgentSession,
+                                     got: list[Any]) -> tuple[Any, Any, str, str]:
+    """A graph whose ``ask_color`` tool asks the client (``interrupt()``), run until it is
+    suspended; returns the graph, the first send's handle, the run id and the assistant
+    message's codec-message-id (what the client's answer names)."""
 
     @tool
     def ask_color(question: str) -> str:
@@ -209,6 +208,26 @@ async def test_a_client_tool_result_is_never_overwritten_on_resume(
                           and c.run(run_id).status == "suspended")
     cmid = next(e.codec_message_id for e in client.decoder.entries()
                 if e.message["role"] == "assistant")
+    return graph, handle, run_id, cmid
+
+
+def client_answer_kept(broker: Any, client: ClientSession, run_id: str, answer: Any) -> None:
+    """The client's part shows exactly ``answer``, and nothing for the call was published
+    after ``ai-run-resume``."""
+    [part] = [p for m in client.messages for p in m["parts"] if p.get("toolCallId") == "call_ask"]
+    assert (part["state"], part["output"]) == ("output-available", answer)
+    records = run_records(broker, run_id)
+    resumed = records[next(i for i, r in enumerate(records) if r.name == "ai-run-resume"):]
+    assert not [r for r in resumed if codec(r).get("toolCallId") == "call_ask"]
+
+
+async def test_a_client_tool_result_is_never_overwritten_on_resume(
+        broker: Any, client: ClientSession, agent: AgentSession) -> None:
+    """The client answers ``interrupt()`` with an object: its part keeps exactly that object
+    (the agent publishes no output of its own for the call, as the JS agent does not), and
+    after ``ai-run-resume`` the message's ``start`` comes first."""
+    got: list[Any] = []
+    graph, handle, run_id, cmid = await suspended_on_a_client_tool(client, agent, got)
     answer = {"answer": "blue", "shades": [1, 2]}
     resume = await client.send_tool_result(run_id=run_id, codec_message_id=cmid,
                                            tool_call_id="call_ask", output=answer)
@@ -216,11 +235,9 @@ async def test_a_client_tool_result_is_never_overwritten_on_resume(
     await client.wait_run_ended(run_id, timeout=2)
 
     assert got == [answer]
-    [part] = [p for m in client.messages for p in m["parts"] if p.get("toolCallId") == "call_ask"]
-    assert (part["state"], part["output"]) == ("output-available", answer)
+    client_answer_kept(broker, client, run_id, answer)
     records = run_records(broker, run_id)
     resumed = records[next(i for i, r in enumerate(records) if r.name == "ai-run-resume"):]
-    assert not [r for r in resumed if codec(r).get("toolCallId") == "call_ask"]
     outputs = [describe(r) for r in resumed if r.name == "ai-output"]
     assert outputs[0] == ("publish", "start", None), outputs
     # The model and the checkpoint have what the tool returned.
@@ -306,24 +323,7 @@ async def test_a_drop_in_handler_on_a_resumed_run_keeps_the_client_result(
         broker: Any, client: ClientSession, agent: AgentSession) -> None:
     """The same resume driven by the drop-in handler (your own ``Command(resume=...)``): the
     handler reads the answered call off the run's trigger and publishes nothing for it."""
-
-    @tool
-    def ask_color(question: str) -> str:
-        """Ask the user."""
-        answer = interrupt({"question": question})
-        return f"the user said {answer['answer']}"
-
-    model = StrictFakeChatModel([AIMessage(content="", tool_calls=[
-        {"name": "ask_color", "args": {"question": "Which color?"}, "id": "call_ask"}]),
-        "Blue it is."])
-    graph = chat_graph(model, CancellableToolNode([ask_color]), checkpointer=InMemorySaver())
-    handle = await client.send("paint it")
-    assert (await run_graph(graph, agent.create_run(handle.invocation))).reason == "suspended"
-    run_id = client.runs[-1].run_id
-    await client.wait_for(lambda c: c.run(run_id) is not None
-                          and c.run(run_id).status == "suspended")
-    cmid = next(e.codec_message_id for e in client.decoder.entries()
-                if e.message["role"] == "assistant")
+    graph, handle, run_id, cmid = await suspended_on_a_client_tool(client, agent, [])
     answer = {"answer": "blue"}
     resume = await client.send_tool_result(run_id=run_id, codec_message_id=cmid,
                                            tool_call_id="call_ask", output=answer)
@@ -333,8 +333,4 @@ async def test_a_drop_in_handler_on_a_resumed_run_keeps_the_client_result(
                             config={**cfg, "callbacks": [RunCallbackHandler(run)]})
     await client.wait_run_ended(run_id, timeout=2)
 
-    [part] = [p for m in client.messages for p in m["parts"] if p.get("toolCallId") == "call_ask"]
-    assert (part["state"], part["output"]) == ("output-available", answer)
-    records = run_records(broker, run_id)
-    resumed = records[next(i for i, r in enumerate(records) if r.name == "ai-run-resume"):]
-    assert not [r for r in resumed if codec(r).get("toolCallId") == "call_ask"]
+    client_answer_kept(broker, client, run_id, answer)
