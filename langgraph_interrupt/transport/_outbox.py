@@ -84,8 +84,7 @@ class Outbox:
         window: operations in flight before :meth:`room` makes producers wait.
     """
 
-    __slots__ = ("_blocked", "_channel", "_error", "_loop", "_pending", "_room", "_window",
-                 "refused")
+    __slots__ = ("_blocked", "_channel", "_error", "_loop", "_pending", "_room", "_window")
 
     def __init__(self, channel: Channel, *, window: int = 256) -> None:
         self._channel = channel
@@ -95,8 +94,6 @@ class Outbox:
         self._pending: set[asyncio.Future[Any]] = set()
         self._room: asyncio.Future[None] | None = None
         self._error: AITransportError | None = None
-        #: How many operations the broker refused so far (for logs and tests).
-        self.refused = 0
 
     # -- submitting ---------------------------------------------------------------------------
     def publish(self, message: OutboundMessage) -> asyncio.Future[str]:
@@ -142,7 +139,6 @@ class Outbox:
         except StopIteration:
             return None
         except Exception as exc:
-            self.refused += 1
             failed: asyncio.Future[None] = self._loop.create_future()
             failed.set_exception(_as_error("append message", exc))
             return failed
@@ -248,7 +244,6 @@ class Outbox:
             except Exception:
                 logger.exception("on_settled of %s raised", op.what)
         if error is not None:
-            self.refused += 1
             if op.report and self._error is None:
                 self._error = error
             logger.debug("%s refused: %s", op.what, error)
