@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
@@ -15,11 +16,20 @@ from langgraph_interrupt import (
     InputEventNotFoundError,
     InvalidInvocationError,
     Invocation,
+    OutboundMessage,
     RunLifecycleError,
     SessionClosedError,
     UnsupportedChunkError,
 )
-from langgraph_interrupt.testing import ScriptedStream, text_chunks
+from langgraph_interrupt._wire import (
+    EVENT_RUN_END,
+    H_INVOCATION_ID,
+    H_RUN_CLIENT_ID,
+    H_RUN_ID,
+    H_RUN_REASON,
+    make_extras,
+)
+from langgraph_interrupt.testing import Inbox, ScriptedStream, text_chunks
 from tests.conftest import SESSION
 from tests.helpers import describe, run_records, transport
 
@@ -265,3 +275,75 @@ async def test_a_failing_publish_during_streaming_ends_the_run_error(
     await run.end(result)
     assert result.reason == "error"
     assert (await handle.wait_ended(timeout=2)).status == "error"
+
+
+async def test_a_forged_run_end_or_output_from_another_participant_changes_nothing(
+        broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
+    """Only the identity that published ``ai-run-start`` speaks for the run: a participant
+    that publishes an ``ai-run-end`` or an output with the run's headers is ignored (Ably
+    verifies client ids), and the agent's real end still applies."""
+    handle = await client.send("hi")
+    run = agent.create_run(handle.invocation)
+    await run.start()
+    await run.write({"type": "start"})
+    await run.write({"type": "text-start", "id": "t"})
+    await run.write({"type": "text-delta", "id": "t", "delta": "real"})
+    await client.wait_for(lambda c: bool(c.messages) and c.messages[-1]["role"] == "assistant")
+    info = client.run(run.run_id)
+    assert info is not None and info.agent_client_id == "agent"
+
+    mallory = broker.channel(SESSION, client_id="mallory")
+    await mallory.attach()
+    forged_end = {H_RUN_ID: run.run_id, H_RUN_CLIENT_ID: "user-abc", H_RUN_REASON: "error",
+                  H_INVOCATION_ID: run.invocation_id, "error-code": "104008",
+                  "error-message": "forged"}
+    forged_output = {"role": "assistant", "codec-message-id": str(uuid.uuid4()),
+                     H_RUN_ID: run.run_id, H_RUN_CLIENT_ID: "user-abc",
+                     "input-codec-message-id": handle.codec_message_id, "stream": "false"}
+    await mallory.publish([
+        OutboundMessage(EVENT_RUN_END, None, make_extras(forged_end)),
+        OutboundMessage("ai-output", "", make_extras(forged_output, {"kind": "text",
+                                                                      "id": "x"}))])
+    seen = asyncio.Event()
+    client.channel.subscribe(lambda m: seen.set() if m.client_id == "mallory" else None)
+    await seen.wait()
+
+    assert client.run(run.run_id).status == "active"  # type: ignore[union-attr]
+    assert [m["role"] for m in client.messages] == ["user", "assistant"]
+    await run.end()
+    assert (await handle.wait_ended(timeout=2)).status == "complete"
+
+
+async def test_a_watcher_cannot_squat_the_agents_next_message_ids(
+        broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
+    """The broker de-duplicates message ids across the channel, so a participant who could
+    predict the agent's next ids could publish them first and have the agent's messages
+    (its ai-run-end included) acknowledged and dropped. The ids are unguessable: guesses
+    from every id seen so far squat nothing, and the run ends on the wire for everyone."""
+    squatter = broker.channel(SESSION, client_id="mallory")
+    watched = Inbox()
+    squatter.subscribe(watched)
+    await squatter.attach()
+    handle = await client.send("hi")
+    run = agent.create_run(handle.invocation)
+    await run.start()
+    await run.write({"type": "start"})
+    await run.write({"type": "data-progress", "data": {"step": 1}})
+    await watched.wait_for(lambda m: m.client_id == "agent" and m.name == "ai-output"
+                           and m.data == {"step": 1})
+    seen = [m.id for m in watched.messages if m.client_id == "agent" and m.id]
+    assert len(seen) >= 3 and len(set(seen)) == len(seen)
+    guesses = {f"{run.invocation_id}:{n}" for n in range(200)}
+    for known in seen:
+        base, _, tail = known.rpartition(":")
+        if tail.isdigit():
+            guesses.update(f"{base}:{int(tail) + k}" for k in range(1, 50))
+    await squatter.publish([OutboundMessage("ai-noise", "x", None, guess) for guess in guesses])
+
+    await run.write({"type": "finish"})
+    await run.end()
+
+    info = await handle.wait_ended(timeout=2)
+    assert info.status == "complete"
+    ours = [r for r in run_records(broker, run.run_id) if r.client_id == "agent"]
+    assert [describe(r)[1] for r in ours if r.name == "ai-output"][-1] == "finish"

@@ -5,6 +5,10 @@ notes: one ``ai-input`` per part in one atomic batch, a fresh ``event-id`` and
 ``codec-message-id``, auto-parent), cancels by run id or by send handle (§2.8), and the
 client's view of runs (§3.2) and folded messages. Used by tests, the demo and Python
 front ends; waiting is event-driven (:meth:`ClientSession.wait_for`), never by sleeping.
+
+A run's lifecycle and outputs are taken only from the identity that published its
+``ai-run-start`` (the agent; Ably verifies client ids): another participant that publishes
+an ``ai-run-end`` or output for the run changes nothing, and is logged once.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class RunInfo:
     client_id: str | None = None
     error_code: int | None = None
     error_message: str | None = None
+    agent_client_id: str | None = None  #: who published ``ai-run-start``: the only voice
 
     @property
     def ended(self) -> bool:
@@ -141,6 +146,7 @@ class ClientSession:
         self._by_input: dict[str, str] = {}
         self._started: dict[str, RunInfo] = {}
         self._resumed_by: dict[str, str] = {}
+        self._forgers: set[tuple[str, str | None]] = set()  # (run, sender) logged once
         self._waiters: list[tuple[Callable[[ClientSession], Any], asyncio.Future[Any]]] = []
         self._buffer: list[ChannelMessage] | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -330,8 +336,11 @@ class ClientSession:
     def _fold(self, message: ChannelMessage) -> None:
         self.received.append(message)
         try:
-            if message.name in (EVENT_INPUT, None) or message.name == "ai-output":
+            if message.name == EVENT_INPUT:
                 self.decoder.apply(message)
+            elif message.name is None or message.name == "ai-output":
+                if self._from_agent(message):
+                    self.decoder.apply(message)
             else:
                 self._lifecycle(message)
         except Exception:  # hostile input must never break the subscription
@@ -367,10 +376,14 @@ class ClientSession:
         current = self._runs.get(run_id)
         if current is not None and current.ended:
             return  # terminal statuses are never resurrected
+        if current is not None and not self._is_agent(current, message):
+            return
         invocation = h.get(H_INVOCATION_ID)
         input_id = h.get(H_INPUT_CODEC_MESSAGE_ID)
         if name in (EVENT_RUN_START, EVENT_RUN_RESUME):
-            info = RunInfo(run_id, "active", invocation, input_id, h.get(H_RUN_CLIENT_ID) or None)
+            sender = message.client_id if isinstance(message.client_id, str) else None
+            info = RunInfo(run_id, "active", invocation, input_id, h.get(H_RUN_CLIENT_ID) or None,
+                           agent_client_id=current.agent_client_id if current else sender)
             self._runs[run_id] = info
             if invocation:
                 self._resumed_by[run_id] = invocation
@@ -395,3 +408,26 @@ class ClientSession:
                 message_text = h.get(H_ERROR_MESSAGE) or "agent reported an error"
             self._runs[run_id] = replace(current, status=reason,  # type: ignore[arg-type]
                                          error_code=code, error_message=message_text)
+
+    # -- who may speak for a run ------------------------------------------------------------------
+    def _from_agent(self, message: ChannelMessage) -> bool:
+        """Whether an output (or an append, by its stream) may be folded: not when it names
+        a known run that another identity started."""
+        if message.name is None:  # an append: its create was checked (the decoder tracks it)
+            return True
+        envelope = read_envelope(message.extras)
+        run_id = envelope.transport.get(H_RUN_ID) if envelope is not None else None
+        run = self._runs.get(run_id) if run_id else None
+        return run is None or self._is_agent(run, message)
+
+    def _is_agent(self, run: RunInfo, message: ChannelMessage) -> bool:
+        sender = message.client_id if isinstance(message.client_id, str) else None
+        if sender == run.agent_client_id:
+            return True
+        key = (run.run_id, sender)
+        if key not in self._forgers and len(self._forgers) < 1000:
+            self._forgers.add(key)
+            logger.warning("ignoring %s for run %s from %r: the run's agent is %r",
+                           message.name or "an append", run.run_id, sender,
+                           run.agent_client_id)
+        return False

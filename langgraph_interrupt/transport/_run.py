@@ -19,8 +19,8 @@ every source (a client's ``ai-cancel``, session shutdown, an external signal, yo
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
+import secrets
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import Any, Literal, Protocol
@@ -114,7 +114,6 @@ class Run:
         self._headers: RunHeaders | None = None
         self.state: RunState = "created"
         self.end_reason: RunEndReason | None = None
-        self._ids = itertools.count()
         self._steps = Steps(self._outbox, self._next_id)
         self._pipe_error: AITransportError | None = None  # the last pipe()'s, for end()
         self._writer: MessageWriter | None = None
@@ -181,7 +180,10 @@ class Run:
         return self._controller.abort(reason)
 
     def _next_id(self) -> str:
-        return f"{self.invocation_id}:{next(self._ids)}"
+        # Unguessable (a watcher who could predict them could publish them first: the
+        # broker de-duplicates ids, and would drop ours), yet fixed per message, so a
+        # backend's retry of the same publish is still de-duplicated.
+        return secrets.token_urlsafe(15)
 
     @property
     def _h(self) -> RunHeaders:
