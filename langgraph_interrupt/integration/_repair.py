@@ -5,10 +5,14 @@ an ``AIMessage`` whose tool calls have no ``ToolMessage`` (the next turn fails w
 providers' "tool_calls must be followed by tool messages" 400), and the partial answer the
 user already saw is not in the checkpoint. The repair writes, through ``aupdate_state``:
 
-1. the partial text of every LLM call that was still streaming, as an ``AIMessage`` marked
+1. what the client was shown and the thread lacks: finished model messages and tool results
+   of a step that never committed (a model call inside a subgraph whose tools were running
+   when Stop landed exists only in that subgraph's unfinished step), in the order they were
+   published;
+2. the partial text of every LLM call that was still streaming, as an ``AIMessage`` marked
    cancelled (``response_metadata["finish_reason"] == "cancelled"``), without the tool calls
    it had not finished;
-2. a ``ToolMessage`` for every unanswered tool call: the real result when the tool had
+3. a ``ToolMessage`` for every unanswered tool call: the real result when the tool had
    completed (recorded by :class:`CancellableToolNode`), else ``status="error"`` saying it
    was cancelled, marked machine-readably (:data:`CANCELLED_MARK`).
 
@@ -37,13 +41,15 @@ logger = logging.getLogger("langgraph_interrupt.langgraph")
 class RepairReport:
     """What a repair wrote (empty lists when the thread was already valid)."""
 
+    restored_messages: list[str] = field(default_factory=list)  # ids of shown, missing ones
     partial_messages: list[str] = field(default_factory=list)  # ids of saved partial answers
     completed_calls: list[str] = field(default_factory=list)  # answered with real results
     cancelled_calls: list[str] = field(default_factory=list)  # answered "cancelled"
 
     @property
     def changed(self) -> bool:
-        return bool(self.partial_messages or self.completed_calls or self.cancelled_calls)
+        return bool(self.restored_messages or self.partial_messages or self.completed_calls
+                    or self.cancelled_calls)
 
 
 def unanswered_tool_calls(messages: Sequence[BaseMessage]) -> dict[str, str]:
@@ -61,6 +67,25 @@ def unanswered_tool_calls(messages: Sequence[BaseMessage]) -> dict[str, str]:
     return {cid: name for cid, name in pending.items() if cid not in answered}
 
 
+def _missing(shown: Sequence[BaseMessage], thread: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """What of ``shown`` the thread lacks, in order: model messages not there (by id), each
+    with the results shown for its calls (a call of a message already in the thread is
+    answered by the repair's last step, as before)."""
+    present = {m.id for m in thread if getattr(m, "id", None)}
+    restored_calls: set[str] = set()
+    missing: list[BaseMessage] = []
+    for message in shown:
+        if isinstance(message, AIMessage):
+            if message.id and message.id not in present:
+                missing.append(message)
+                present.add(message.id)
+                restored_calls.update(str(call.get("id")) for call in message.tool_calls)
+        elif isinstance(message, ToolMessage) and message.tool_call_id in restored_calls:
+            missing.append(message)
+            restored_calls.discard(message.tool_call_id)  # once
+    return missing
+
+
 def _cancelled_tool_message(call_id: str, name: str, reason: str) -> ToolMessage:
     return ToolMessage(f"Cancelled before it completed: {reason}.", tool_call_id=call_id,
                        name=name, status="error", additional_kwargs={CANCELLED_MARK: True},
@@ -69,6 +94,7 @@ def _cancelled_tool_message(call_id: str, name: str, reason: str) -> ToolMessage
 
 async def repair_thread(graph: Any, config: Mapping[str, Any], *,
                         partial: Sequence[LLMCall] = (),
+                        shown: Sequence[BaseMessage] = (),
                         tool_results: Mapping[str, Any] | None = None,
                         reason: str = "cancelled", messages_key: str = "messages",
                         tool_node: str | None = None) -> RepairReport:
@@ -87,6 +113,15 @@ async def repair_thread(graph: Any, config: Mapping[str, Any], *,
         return RepairReport()
     nodes = set(getattr(graph, "nodes", {}) or {})
     report = RepairReport()
+    if shown:
+        restored = _missing(shown, await _committed_messages(graph, config, messages_key)
+                            or messages)
+        if restored:
+            await graph.aupdate_state(config, {messages_key: restored},
+                                      as_node=_fallback_node(nodes, tool_node))
+            report.restored_messages.extend(str(m.id) for m in restored)
+            state = await graph.aget_state(config)
+            messages = state.values.get(messages_key) or messages
     known_ids = {m.id for m in messages if getattr(m, "id", None)}
 
     for call in partial:

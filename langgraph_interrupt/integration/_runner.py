@@ -171,6 +171,7 @@ async def _finish_cancelled(graph: Any, run: Run, cfg: RunnableConfig,
     try:
         repair = await asyncio.shield(repair_thread(
             graph, cfg, partial=handler.translator.open_llm_calls(),
+            shown=handler.translator.shown_messages(),
             tool_results=scope.tool_results, reason=str(run.signal.reason or "cancelled"),
             messages_key=messages_key, tool_node=tool_node))
     except Exception:

@@ -91,12 +91,18 @@ class ChunkTranslator:
         self._llms: dict[UUID, LLMCall] = {}
         self._tool_runs: dict[UUID, str] = {}  # tool run id -> tool call id
         self._calls: dict[str, _Call] = {}  # every tool call seen, in order
+        self._shown: list[Any] = []  # finished model messages and tool results, in order
         self._started = False
 
     # -- what a cancel needs ---------------------------------------------------------------
     def open_llm_calls(self) -> list[LLMCall]:
         """LLM calls that started and did not end (their text is partial)."""
         return list(self._llms.values())
+
+    def shown_messages(self) -> list[Any]:
+        """The finished model messages and tool results this run published, in order: what
+        the client saw, for a repair to put into the thread where a cancel left it out."""
+        return list(self._shown)
 
     def unanswered_calls(self) -> dict[str, str]:
         """Tool call id -> name for every call with input but no output yet."""
@@ -200,6 +206,8 @@ class ChunkTranslator:
         call = self._llms.pop(run_id, None)
         if call is None:
             return []
+        if getattr(message, "type", None) == "ai":
+            self._shown.append(message)
         out: list[Chunk] = []
         if call.reasoning_id is not None:
             out.append({"type": "reasoning-end", "id": call.reasoning_id})
@@ -279,6 +287,9 @@ class ChunkTranslator:
 
     def _answer_with(self, call_id: str, output: Any) -> list[Chunk]:
         if getattr(output, "type", None) == "tool":
+            call = self._calls.get(call_id)
+            if call is not None and not call.answered:
+                self._shown.append(output)
             if is_cancelled_tool_message(output):
                 return self._answer(call_id, error=_text(output.content), cancelled=True)
             if getattr(output, "status", "success") == "error":

@@ -330,3 +330,88 @@ async def test_the_sqlite_checkpointer_is_repaired_after_a_cancel_mid_tool(
         assert find_history_errors(messages) == []
         again = await client.send("next?")
         assert (await serve(agent, graph, again)).reason == "complete"
+
+
+async def test_a_cancel_during_a_subgraphs_tools_keeps_what_the_client_saw_at_the_root(
+        client: ClientSession, agent: AgentSession) -> None:
+    """The model call inside a subgraph has finished (the client saw its text and tool
+    calls), its tools are running when Stop lands: that message exists only in the
+    subgraph's unfinished step. The repair writes it to the root thread, then answers its
+    calls, so the next turn remembers what the user was shown and is valid."""
+    started = asyncio.Event()
+
+    @tool
+    async def slow_search(q: str) -> str:
+        """Search slowly."""
+        started.set()
+        await asyncio.Event().wait()  # until cancelled
+        return "never"
+
+    model = StrictFakeChatModel([SEARCHES, "Fresh."])
+    inner = chat_graph(model, [slow_search])  # agent + tools, in the parent's thread
+    builder = StateGraph(MessagesState)
+    builder.add_node("assistant", inner)
+    builder.add_edge(START, "assistant")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    handle = await client.send("search")
+    task = asyncio.create_task(serve(agent, graph, handle))
+    await started.wait()
+    await handle.cancel()
+    assert (await task).reason == "cancelled"
+
+    assert "Looking." in str(client.messages[-1]["parts"])  # what the user was shown
+    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
+    messages = (await graph.aget_state(cfg)).values["messages"]
+    assert [m.type for m in messages] == ["human", "ai", "tool", "tool"]
+    assert messages[1].content == "Looking."
+    assert {m.tool_call_id for m in messages[2:]} == {"call_a", "call_b"}
+    assert all(is_cancelled_tool_message(m) for m in messages[2:])
+    assert find_history_errors(messages) == []
+    again = await client.send("and?")
+    assert (await serve(agent, graph, again)).reason == "complete"
+
+
+async def test_a_result_shown_from_a_subgraphs_unfinished_tools_step_is_kept_at_the_root(
+        client: ClientSession, agent: AgentSession) -> None:
+    """Inside a subgraph, one tool finished (the client saw its result) while its sibling
+    still ran when Stop landed: the root thread gets the model message, the real result the
+    user saw, and a cancelled answer for the other call, in that order."""
+    started = asyncio.Event()
+
+    @tool
+    async def slow_search(q: str) -> str:
+        """Search slowly."""
+        started.set()
+        await asyncio.Event().wait()  # until cancelled
+        return "never"
+
+    @tool
+    async def quick_lookup(q: str) -> str:
+        """Look something up at once."""
+        return f"found {q}"
+
+    calls = AIMessage(content="Checking.", tool_calls=[
+        {"name": "quick_lookup", "args": {"q": "x"}, "id": "call_quick"},
+        {"name": "slow_search", "args": {"q": "y"}, "id": "call_slow"}])
+    model = StrictFakeChatModel([calls, "Fresh."])
+    inner = chat_graph(model, [quick_lookup, slow_search])
+    builder = StateGraph(MessagesState)
+    builder.add_node("assistant", inner)
+    builder.add_edge(START, "assistant")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    handle = await client.send("look")
+    task = asyncio.create_task(serve(agent, graph, handle))
+    await started.wait()
+    await client.wait_for(lambda c: "found x" in str(c.messages[-1]["parts"]))
+    await handle.cancel()
+    assert (await task).reason == "cancelled"
+
+    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
+    messages = (await graph.aget_state(cfg)).values["messages"]
+    assert [m.type for m in messages] == ["human", "ai", "tool", "tool"]
+    answers = {m.tool_call_id: m for m in messages[2:]}
+    assert answers["call_quick"].content == "found x"
+    assert is_cancelled_tool_message(answers["call_slow"])
+    assert find_history_errors(messages) == []
+    again = await client.send("and?")
+    assert (await serve(agent, graph, again)).reason == "complete"
