@@ -415,3 +415,38 @@ async def test_a_result_shown_from_a_subgraphs_unfinished_tools_step_is_kept_at_
     assert find_history_errors(messages) == []
     again = await client.send("and?")
     assert (await serve(agent, graph, again)).reason == "complete"
+
+
+async def test_what_the_client_saw_in_a_subgraph_two_levels_down_is_kept_at_the_root(
+        client: ClientSession, agent: AgentSession) -> None:
+    started = asyncio.Event()
+
+    @tool
+    async def slow_search(q: str) -> str:
+        """Search slowly."""
+        started.set()
+        await asyncio.Event().wait()  # until cancelled
+        return "never"
+
+    model = StrictFakeChatModel([SEARCHES, "Fresh."])
+    inner = chat_graph(model, [slow_search])
+    middle = StateGraph(MessagesState)
+    middle.add_node("team", inner)
+    middle.add_edge(START, "team")
+    outer = StateGraph(MessagesState)
+    outer.add_node("assistant", middle.compile())
+    outer.add_edge(START, "assistant")
+    graph = outer.compile(checkpointer=InMemorySaver())
+    handle = await client.send("search")
+    task = asyncio.create_task(serve(agent, graph, handle))
+    await started.wait()
+    await handle.cancel()
+    assert (await task).reason == "cancelled"
+
+    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
+    messages = (await graph.aget_state(cfg)).values["messages"]
+    assert [m.type for m in messages] == ["human", "ai", "tool", "tool"]
+    assert messages[1].content == "Looking."
+    assert find_history_errors(messages) == []
+    again = await client.send("and?")
+    assert (await serve(agent, graph, again)).reason == "complete"
