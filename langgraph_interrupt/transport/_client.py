@@ -6,9 +6,11 @@ notes: one ``ai-input`` per part in one atomic batch, a fresh ``event-id`` and
 client's view of runs (§3.2) and folded messages. Used by tests, the demo and Python
 front ends; waiting is event-driven (:meth:`ClientSession.wait_for`), never by sleeping.
 
-A run's lifecycle and outputs are taken only from the identity that published its
-``ai-run-start`` (the agent; Ably verifies client ids): another participant that publishes
-an ``ai-run-end`` or output for the run changes nothing, and is logged once.
+A run's lifecycle and outputs are taken only from its agent (Ably verifies client ids):
+the client ids given as ``agents``, else the identity that published the run's
+``ai-run-start``. Another participant that publishes an ``ai-run-end`` or output for the run
+changes nothing, and is logged once. Pass ``agents`` when you know them: a late joiner whose
+history window does not reach a run's start cannot tell otherwise.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import asyncio
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -126,6 +128,13 @@ class SendHandle:
 class ClientSession:
     """A participant that sends input and watches runs on a session channel.
 
+    Args:
+        channel: the session's channel, as this participant.
+        history_page_size / max_history_pages: how much history :meth:`connect` folds.
+        keep_received: how many received messages :attr:`received` keeps.
+        agents: the client ids allowed to speak for runs (lifecycle and outputs); default:
+            whoever published each run's ``ai-run-start`` (see the module notes).
+
     Example::
 
         client = ClientSession(broker.channel("ai:chat", client_id="user-1"))
@@ -137,8 +146,10 @@ class ClientSession:
     """
 
     def __init__(self, channel: Channel, *, history_page_size: int = 100,
-                 max_history_pages: int = 100, keep_received: int = 1000) -> None:
+                 max_history_pages: int = 100, keep_received: int = 1000,
+                 agents: Collection[str] | None = None) -> None:
         self.channel = channel
+        self._agents = frozenset(agents) if agents is not None else None
         self.decoder = UIMessageDecoder()
         self._page_size = history_page_size
         self._max_pages = max_history_pages
@@ -378,6 +389,9 @@ class ClientSession:
             return  # terminal statuses are never resurrected
         if current is not None and not self._is_agent(current, message):
             return
+        if current is None and self._agents is not None and not self._is_agent(
+                RunInfo(run_id, "active"), message):
+            return  # a run-start (or any lifecycle) from someone who is not an agent
         invocation = h.get(H_INVOCATION_ID)
         input_id = h.get(H_INPUT_CODEC_MESSAGE_ID)
         if name in (EVENT_RUN_START, EVENT_RUN_RESUME):
@@ -422,7 +436,9 @@ class ClientSession:
 
     def _is_agent(self, run: RunInfo, message: ChannelMessage) -> bool:
         sender = message.client_id if isinstance(message.client_id, str) else None
-        if sender == run.agent_client_id:
+        trusted = (sender in self._agents) if self._agents is not None else (
+            sender == run.agent_client_id)
+        if trusted:
             return True
         key = (run.run_id, sender)
         if key not in self._forgers and len(self._forgers) < 1000:
