@@ -3,7 +3,7 @@
 10,000 seeded malformed or forged messages (every protocol name, garbage and oversized
 headers, forged lifecycle and outputs naming the live run) on the in-memory broker, and the
 same through the offline broker with the real ably-python SDK. The agent lets only a run's
-owner cancel it (an ``on_cancel`` hook, as docs/cancellation.md advises). The run must end
+owner cancel it (an ``on_cancel`` hook, as docs/frontend.md's server does). The run must end
 as it should in the live view and for a late joiner, nothing may raise, and the library's
 own indexes must stay bounded.
 """
