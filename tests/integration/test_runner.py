@@ -6,6 +6,7 @@ import asyncio
 import threading
 from typing import Any
 
+import pytest
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
@@ -332,13 +333,8 @@ async def test_the_sqlite_checkpointer_is_repaired_after_a_cancel_mid_tool(
         assert (await serve(agent, graph, again)).reason == "complete"
 
 
-async def test_a_cancel_during_a_subgraphs_tools_keeps_what_the_client_saw_at_the_root(
-        client: ClientSession, agent: AgentSession) -> None:
-    """The model call inside a subgraph has finished (the client saw its text and tool
-    calls), its tools are running when Stop lands: that message exists only in the
-    subgraph's unfinished step. The repair writes it to the root thread, then answers its
-    calls, so the next turn remembers what the user was shown and is valid."""
-    started = asyncio.Event()
+def slow_tools(started: asyncio.Event) -> list[Any]:
+    """``slow_search`` (runs until cancelled, setting ``started``) and ``quick_lookup``."""
 
     @tool
     async def slow_search(q: str) -> str:
@@ -347,21 +343,47 @@ async def test_a_cancel_during_a_subgraphs_tools_keeps_what_the_client_saw_at_th
         await asyncio.Event().wait()  # until cancelled
         return "never"
 
-    model = StrictFakeChatModel([SEARCHES, "Fresh."])
-    inner = chat_graph(model, [slow_search])  # agent + tools, in the parent's thread
-    builder = StateGraph(MessagesState)
-    builder.add_node("assistant", inner)
-    builder.add_edge(START, "assistant")
-    graph = builder.compile(checkpointer=InMemorySaver())
-    handle = await client.send("search")
+    @tool
+    async def quick_lookup(q: str) -> str:
+        """Look something up at once."""
+        return f"found {q}"
+
+    return [slow_search, quick_lookup]
+
+
+async def stop_in_a_subgraph(client: ClientSession, agent: AgentSession, calls: AIMessage, *,
+                             depth: int, seen: str | None = None) -> tuple[Any, Any, list[Any]]:
+    """An agent + tools graph ``depth`` subgraph levels below the root; the model calls
+    ``calls``, Stop lands while ``slow_search`` runs (after the client saw ``seen``, if
+    given). Returns the graph, the send's handle and the root thread's messages."""
+    started = asyncio.Event()
+    graph: Any = chat_graph(StrictFakeChatModel([calls, "Fresh."]), slow_tools(started))
+    for level in range(depth):
+        builder = StateGraph(MessagesState)
+        builder.add_node(f"level{level}", graph)
+        builder.add_edge(START, f"level{level}")
+        graph = builder.compile(checkpointer=InMemorySaver() if level == depth - 1 else None)
+    handle = await client.send("go")
     task = asyncio.create_task(serve(agent, graph, handle))
     await started.wait()
+    if seen is not None:
+        await client.wait_for(lambda c: seen in str(c.messages[-1]["parts"]))
     await handle.cancel()
     assert (await task).reason == "cancelled"
+    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
+    return graph, handle, (await graph.aget_state(cfg)).values["messages"]
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+async def test_a_cancel_during_a_subgraphs_tools_keeps_what_the_client_saw_at_the_root(
+        client: ClientSession, agent: AgentSession, depth: int) -> None:
+    """The model call inside a subgraph has finished (the client saw its text and tool
+    calls), its tools are running when Stop lands: that message exists only in the
+    subgraph's unfinished step. The repair writes it to the root thread, then answers its
+    calls, so the next turn remembers what the user was shown and is valid."""
+    graph, _, messages = await stop_in_a_subgraph(client, agent, SEARCHES, depth=depth)
 
     assert "Looking." in str(client.messages[-1]["parts"])  # what the user was shown
-    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
-    messages = (await graph.aget_state(cfg)).values["messages"]
     assert [m.type for m in messages] == ["human", "ai", "tool", "tool"]
     assert messages[1].content == "Looking."
     assert {m.tool_call_id for m in messages[2:]} == {"call_a", "call_b"}
@@ -376,77 +398,16 @@ async def test_a_result_shown_from_a_subgraphs_unfinished_tools_step_is_kept_at_
     """Inside a subgraph, one tool finished (the client saw its result) while its sibling
     still ran when Stop landed: the root thread gets the model message, the real result the
     user saw, and a cancelled answer for the other call, in that order."""
-    started = asyncio.Event()
-
-    @tool
-    async def slow_search(q: str) -> str:
-        """Search slowly."""
-        started.set()
-        await asyncio.Event().wait()  # until cancelled
-        return "never"
-
-    @tool
-    async def quick_lookup(q: str) -> str:
-        """Look something up at once."""
-        return f"found {q}"
-
     calls = AIMessage(content="Checking.", tool_calls=[
         {"name": "quick_lookup", "args": {"q": "x"}, "id": "call_quick"},
         {"name": "slow_search", "args": {"q": "y"}, "id": "call_slow"}])
-    model = StrictFakeChatModel([calls, "Fresh."])
-    inner = chat_graph(model, [quick_lookup, slow_search])
-    builder = StateGraph(MessagesState)
-    builder.add_node("assistant", inner)
-    builder.add_edge(START, "assistant")
-    graph = builder.compile(checkpointer=InMemorySaver())
-    handle = await client.send("look")
-    task = asyncio.create_task(serve(agent, graph, handle))
-    await started.wait()
-    await client.wait_for(lambda c: "found x" in str(c.messages[-1]["parts"]))
-    await handle.cancel()
-    assert (await task).reason == "cancelled"
+    graph, _, messages = await stop_in_a_subgraph(client, agent, calls, depth=1,
+                                                  seen="found x")
 
-    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
-    messages = (await graph.aget_state(cfg)).values["messages"]
     assert [m.type for m in messages] == ["human", "ai", "tool", "tool"]
     answers = {m.tool_call_id: m for m in messages[2:]}
     assert answers["call_quick"].content == "found x"
     assert is_cancelled_tool_message(answers["call_slow"])
-    assert find_history_errors(messages) == []
-    again = await client.send("and?")
-    assert (await serve(agent, graph, again)).reason == "complete"
-
-
-async def test_what_the_client_saw_in_a_subgraph_two_levels_down_is_kept_at_the_root(
-        client: ClientSession, agent: AgentSession) -> None:
-    started = asyncio.Event()
-
-    @tool
-    async def slow_search(q: str) -> str:
-        """Search slowly."""
-        started.set()
-        await asyncio.Event().wait()  # until cancelled
-        return "never"
-
-    model = StrictFakeChatModel([SEARCHES, "Fresh."])
-    inner = chat_graph(model, [slow_search])
-    middle = StateGraph(MessagesState)
-    middle.add_node("team", inner)
-    middle.add_edge(START, "team")
-    outer = StateGraph(MessagesState)
-    outer.add_node("assistant", middle.compile())
-    outer.add_edge(START, "assistant")
-    graph = outer.compile(checkpointer=InMemorySaver())
-    handle = await client.send("search")
-    task = asyncio.create_task(serve(agent, graph, handle))
-    await started.wait()
-    await handle.cancel()
-    assert (await task).reason == "cancelled"
-
-    cfg = {"configurable": {"thread_id": handle.invocation.session_name}}
-    messages = (await graph.aget_state(cfg)).values["messages"]
-    assert [m.type for m in messages] == ["human", "ai", "tool", "tool"]
-    assert messages[1].content == "Looking."
     assert find_history_errors(messages) == []
     again = await client.send("and?")
     assert (await serve(agent, graph, again)).reason == "complete"
