@@ -95,9 +95,6 @@ class RunCallbackHandler(AsyncCallbackHandler):
         self._writing = asyncio.Lock()
         self._wake_pending = False
         self.dropped = 0  #: chunks refused because they arrived after the run ended
-        #: Drop tool results that arrive once the run is cancelled (``run_graph`` sets it in
-        #: immediate mode, where the cancel answers open calls itself).
-        self.fence_tools_on_cancel = False
         run.add_finalizer(self._finalize)
         trigger = run.trigger
         if trigger is not None and trigger.tool_call_id and trigger.kind in (
@@ -146,12 +143,6 @@ class RunCallbackHandler(AsyncCallbackHandler):
                    inputs if inputs is not None else input_str)
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:  # type: ignore[override]
-        if self.fence_tools_on_cancel and self.run.cancelled:
-            # A hard cancel answers every open call "cancelled": a sync tool that returns on
-            # its worker thread afterwards must not race that answer onto the channel.
-            with self._lock:
-                self.dropped += 1
-            return
         self._emit(self.translator.tool_end, run_id, output)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:  # type: ignore[override]

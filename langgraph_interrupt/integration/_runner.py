@@ -90,7 +90,6 @@ async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
         run.begin_step()  # acknowledged while the graph reads its input and calls the model
     scope = RunScope(run.signal)
     handler = RunCallbackHandler(run, stop_on_cancel=False, scope=scope)
-    handler.fence_tools_on_cancel = cancel_mode == "immediate"
     cfg = _config(graph, run, config, handler)
     try:
         if input is AUTO:

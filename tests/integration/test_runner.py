@@ -7,7 +7,6 @@ import threading
 from typing import Any
 
 import pytest
-from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
@@ -412,50 +411,3 @@ async def test_a_result_shown_from_a_subgraphs_unfinished_tools_step_is_kept_at_
     assert find_history_errors(messages) == []
     again = await client.send("and?")
     assert (await serve(agent, graph, again)).reason == "complete"
-
-
-async def test_a_sync_tool_returning_after_a_hard_cancel_does_not_race_its_cancelled_answer(
-        client: ClientSession, agent: AgentSession) -> None:
-    """A sync tool on a worker thread sees the signal and returns at once, while the cancel
-    path is still repairing the checkpoint: in immediate mode its call is answered
-    "cancelled" on the channel, and the late result does not race that answer."""
-    started = threading.Event()
-    tool_ended = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    @tool
-    def polling_search(q: str) -> str:
-        """A sync tool that stops when the run is cancelled."""
-        started.set()
-        signal = get_abort_signal()
-        while not signal.aborted:
-            threading.Event().wait(0.001)
-        return "stopped early"
-
-    class Ended(BaseCallbackHandler):
-        def on_tool_end(self, output: Any, **kwargs: Any) -> None:  # after the run's handler
-            loop.call_soon_threadsafe(tool_ended.set)
-
-    class HeldRepair(InMemorySaver):
-        hold = False
-
-        async def aget_tuple(self, config: Any) -> Any:
-            if self.hold:  # the repair reads the state: let the tool's end land first
-                await tool_ended.wait()
-            return await super().aget_tuple(config)
-
-    saver = HeldRepair()
-    model = StrictFakeChatModel([AIMessage(content="", tool_calls=[
-        {"name": "polling_search", "args": {"q": "a"}, "id": "call_p"}]), "Next."])
-    graph = chat_graph(model, [polling_search], checkpointer=saver)
-    handle = await client.send("search")
-    task = asyncio.create_task(serve(agent, graph, handle, config={
-        "configurable": {"thread_id": handle.invocation.session_name},
-        "callbacks": [Ended()]}))
-    await asyncio.to_thread(started.wait, 5)
-    saver.hold = True
-    await handle.cancel()
-    assert (await task).reason == "cancelled"
-
-    [part] = [p for m in client.messages for p in m["parts"] if p.get("toolCallId") == "call_p"]
-    assert part["state"] == "output-error", part
