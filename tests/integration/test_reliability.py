@@ -4,11 +4,13 @@ Each case draws, from its seed, where the cancel lands (token k of the model's s
 of the parallel tool calls, a plain node, inside a shielded node), the mode (immediate or
 drain), where the agent sits (the root graph, or a subgraph one or two levels down) and its
 tool node (``ToolNode`` or ``CancellableToolNode``). Every case checks: the run ended
-``cancelled`` and nothing of it followed ``ai-run-end``; the checkpoint at the root has no
+``cancelled``, nothing of it followed ``ai-run-end`` and no stream was left open; the
+checkpoint at the root has no
 unanswered tool call and a history a strict provider accepts; the text the client saw is
 the text the thread keeps; the next turn is answered. 500 cases in 10 blocks, about 40 s.
 A failure names each failing seed with what it drew; ``CASE_SEEDS=1,3 pytest
-tests/integration/test_reliability.py`` reruns exactly those (in every block).
+tests/integration/test_reliability.py`` reruns exactly those (in every block). Self-tests at
+the end break the library on purpose and check that the suite notices.
 """
 
 from __future__ import annotations
@@ -133,8 +135,10 @@ async def case(seed: int) -> None:
     first_turn_over.set()
 
     assert outcome.reason == "cancelled", outcome
-    ops = [describe(r) for r in run_records(broker, run.run_id)]
+    records = run_records(broker, run.run_id)
+    ops = [describe(r) for r in records]
     assert ops[-1] == ("ai-run-end", "cancelled"), ops
+    assert open_streams(records) == set(), "every stream terminated before ai-run-end"
     cfg = {"configurable": {"thread_id": "ai:rel"}}
     messages = (await graph.aget_state(cfg)).values["messages"]
     assert unanswered_tool_calls(messages) == {}
@@ -148,6 +152,19 @@ async def case(seed: int) -> None:
     assert after.reason == "complete", after
     await agent.close()
     await client.close()
+
+
+def open_streams(records: list[Any]) -> set[str]:
+    """Serials of streams created and never given a terminal status on the wire."""
+    streams: set[str] = set()
+    for record in records:
+        headers = (record.extras or {}).get("ai", {}).get("transport", {})
+        if record.op == "publish" and headers.get("stream") == "true":
+            streams.add(record.serial)
+        elif record.op in ("append", "update") and headers.get("status") in (
+                "complete", "cancelled"):
+            streams.discard(record.serial)
+    return streams
 
 
 def seeds(block: int) -> list[int]:
@@ -170,3 +187,25 @@ async def test_random_cancel_points_never_lose_what_the_user_saw(block: int) -> 
                 raise
             failures.append(f"seed {seed} {draw(seed)}: {type(exc).__name__}: {exc}"[:500])
     assert not failures, "\n".join(failures)
+
+
+async def test_the_suite_catches_a_repair_that_forgets_what_the_user_saw(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Self-test: break the library on purpose (the repair no longer restores what the
+    client was shown) and a subgraph case of the suite must fail."""
+    from langgraph_interrupt.integration._translate import ChunkTranslator
+
+    monkeypatch.setattr(ChunkTranslator, "shown_messages", lambda self: [])
+    seed = next(s for s in range(100) if draw(s)["kind"] == "tool" and draw(s)["depth"])
+    with pytest.raises(AssertionError):
+        await case(seed)
+
+
+async def test_the_suite_catches_a_stream_left_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Self-test: streams no longer terminated, and a token case must fail."""
+    from langgraph_interrupt.transport._output import MessageWriter
+
+    monkeypatch.setattr(MessageWriter, "_close", lambda self, op: None)
+    seed = next(s for s in range(100) if draw(s)["kind"] == "token" and not draw(s)["depth"])
+    with pytest.raises(AssertionError):
+        await case(seed)
