@@ -3,7 +3,9 @@
 Each case draws, from its seed, where the cancel lands (token k of the model's stream, one
 of the parallel tool calls, a plain node, inside a shielded node), the mode (immediate or
 drain), where the agent sits (the root graph, or a subgraph one or two levels down) and its
-tool node (``ToolNode`` or ``CancellableToolNode``). Every case checks: the run ended
+tool node (``ToolNode`` or ``CancellableToolNode``), its tools (async, or sync on worker
+threads that poll the signal or ignore it) and its checkpointer (in memory or SQLite).
+Every case checks: the run ended
 ``cancelled``, nothing of it followed ``ai-run-end`` and no stream was left open; the
 checkpoint at the root has no
 unanswered tool call and a history a strict provider accepts; the text the client saw is
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import threading
 from typing import Any
 
 import pytest
@@ -52,11 +55,23 @@ def draw(seed: int) -> dict[str, Any]:
             "where": rng.randint(1, 25) if kind == "token" else rng.randrange(TOOLS),
             "mode": rng.choice(["immediate", "drain"]),
             "depth": rng.choice([0, 1, 1, 2]),
-            "cancellable_tools": rng.random() < 0.5}
+            "cancellable_tools": rng.random() < 0.5,
+            "tools": rng.choice(["async", "async", "polite-sync", "rude-sync"]),
+            "sqlite": rng.random() < 0.25}
 
 
 async def case(seed: int) -> None:
     spec = draw(seed)
+    if not spec["sqlite"]:
+        await _case(seed, spec, InMemorySaver())
+        return
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    async with AsyncSqliteSaver.from_conn_string(":memory:") as saver:
+        await _case(seed, spec, saver)
+
+
+async def _case(seed: int, spec: dict[str, Any], saver: Any) -> None:
     kind, where = spec["kind"], spec["where"]
     broker = InMemoryBroker(record=True)
     client = ClientSession(broker.channel("ai:rel", client_id="user"))
@@ -67,6 +82,8 @@ async def case(seed: int) -> None:
     first_turn_over = asyncio.Event()
     release = asyncio.Event()
 
+    loop = asyncio.get_running_loop()
+
     @tool
     async def work(i: int) -> str:
         """Work until cancelled (it waits for the run's signal)."""
@@ -76,6 +93,25 @@ async def case(seed: int) -> None:
             reached.set()
         await get_abort_signal().wait()
         return f"tool {i} stopped early"
+
+    @tool("work")
+    def sync_work(i: int) -> str:
+        """Work on a worker thread: polls the signal (polite) or ignores it (rude)."""
+        if first_turn_over.is_set():
+            return f"tool {i} done"
+        if kind == "tool" and i == where:
+            loop.call_soon_threadsafe(reached.set)
+        signal = get_abort_signal()
+        for _ in range(2000):
+            if spec["tools"] == "polite-sync" and signal.aborted:
+                return f"tool {i} stopped early"
+            if spec["tools"] == "rude-sync" and signal.aborted:
+                threading.Event().wait(0.02)  # finishes its work regardless
+                return f"tool {i} finished anyway"
+            threading.Event().wait(0.001)
+        return f"tool {i} gave up waiting"
+
+    tools = [work] if spec["tools"] == "async" else [sync_work]
 
     async def prep(state: MessagesState) -> dict[str, Any]:
         if kind == "node" and not reached.is_set():
@@ -99,20 +135,19 @@ async def case(seed: int) -> None:
     builder.add_node("prep", prep)
     builder.add_node("critical", critical)
     builder.add_node("agent", call_model)
-    builder.add_node("tools", CancellableToolNode([work]) if spec["cancellable_tools"]
-                     else ToolNode([work]))
+    builder.add_node("tools", CancellableToolNode(tools) if spec["cancellable_tools"]
+                     else ToolNode(tools))
     builder.add_edge(START, "prep")
     builder.add_edge("prep", "critical")
     builder.add_edge("critical", "agent")
     builder.add_conditional_edges("agent", tools_condition)
     builder.add_edge("tools", "agent")
-    graph: Any = builder.compile(checkpointer=InMemorySaver() if not spec["depth"] else None)
+    graph: Any = builder.compile(checkpointer=saver if not spec["depth"] else None)
     for level in range(spec["depth"]):
         outer = StateGraph(MessagesState)
         outer.add_node(f"level{level}", graph)
         outer.add_edge(START, f"level{level}")
-        graph = outer.compile(checkpointer=InMemorySaver() if level == spec["depth"] - 1
-                              else None)
+        graph = outer.compile(checkpointer=saver if level == spec["depth"] - 1 else None)
 
     if kind == "token":
         def on_message(message: Any) -> None:
