@@ -347,3 +347,24 @@ async def test_a_watcher_cannot_squat_the_agents_next_message_ids(
     assert info.status == "complete"
     ours = [r for r in run_records(broker, run.run_id) if r.client_id == "agent"]
     assert [describe(r)[1] for r in ours if r.name == "ai-output"][-1] == "finish"
+
+
+async def test_a_publish_taken_for_someone_elses_duplicate_is_a_clear_error(
+        broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
+    """Were an id ever predicted, the broker would acknowledge the agent's publish as a copy
+    of the squatter's message and deliver nothing: the agent says so instead of believing
+    the run ended."""
+    handle = await client.send("hi")
+    run = agent.create_run(handle.invocation)
+    await run.start()
+    await run.flush()
+    mallory = broker.channel(SESSION, client_id="mallory")
+    await mallory.attach()
+    seen = asyncio.Event()
+    agent.channel.subscribe(lambda m: seen.set() if m.client_id == "mallory" else None)
+    await mallory.publish([OutboundMessage("ai-noise", "x", None, "taken-id")])
+    await seen.wait()
+    run._next_id = lambda: "taken-id"  # type: ignore[method-assign]  # a predicted id
+
+    with pytest.raises(ChannelError, match="duplicate of message"):
+        await run.end()

@@ -84,11 +84,14 @@ class Outbox:
         window: operations in flight before :meth:`room` makes producers wait.
     """
 
-    __slots__ = ("_blocked", "_channel", "_error", "_loop", "_pending", "_room", "_window")
+    __slots__ = ("_blocked", "_channel", "_check", "_error", "_loop", "_pending", "_room",
+                 "_window")
 
-    def __init__(self, channel: Channel, *, window: int = 256) -> None:
+    def __init__(self, channel: Channel, *, window: int = 256,
+                 check_serial: Callable[[str], None] | None = None) -> None:
         self._channel = channel
         self._window = window
+        self._check = check_serial
         self._loop = asyncio.get_running_loop()
         self._blocked: deque[_Op] = deque()
         self._pending: set[asyncio.Future[Any]] = set()
@@ -97,13 +100,16 @@ class Outbox:
 
     # -- submitting ---------------------------------------------------------------------------
     def publish(self, message: OutboundMessage) -> asyncio.Future[str]:
-        """Publish one message; the future resolves to its serial."""
-        channel = self._channel
+        """Publish one message; the future resolves to its serial (``check_serial`` may
+        refuse it: an acknowledgement that names someone else's message)."""
+        channel, check = self._channel, self._check
 
         async def start(_: str) -> str:
             serials = await channel.publish([message])
             if not serials:
                 raise ChannelError(unable_to("publish", "the channel returned no serial"))
+            if check is not None:
+                check(serials[0])
             return serials[0]
 
         return self.submit(f"publish {message.name}", start)

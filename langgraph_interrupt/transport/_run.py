@@ -29,6 +29,7 @@ from .._abort import AbortController, AbortSignal, CancelReason, RunCancelled, R
 from .._cancel import CancelTarget
 from .._errors import (
     AITransportError,
+    ChannelError,
     InvalidArgumentError,
     OperationCancelledError,
     RunLifecycleError,
@@ -81,6 +82,8 @@ class RunHost(Protocol):
 
     def _deregister(self, run: Run) -> None: ...
 
+    def _sender_of(self, serial: str) -> tuple[bool, str | None]: ...
+
     def _report(self, error: AITransportError) -> None: ...
 
 
@@ -102,7 +105,7 @@ class Run:
                  signal: AbortSignal | None, terminal_timeout: float,
                  append_rollup_window: float = 0.0) -> None:
         self._session = session
-        self._outbox = Outbox(session.channel)
+        self._outbox = Outbox(session.channel, check_serial=self._check_serial)
         self._rollup = append_rollup_window
         self.invocation = invocation
         self.run_id = run_id or str(uuid.uuid4())
@@ -178,6 +181,15 @@ class Run:
     def cancel(self, reason: CancelReason | str | None = None) -> bool:
         """Cancel the run from your own code. Idempotent, safe before start; first reason wins."""
         return self._controller.abort(reason)
+
+    def _check_serial(self, serial: str) -> None:
+        """Refuse an acknowledgement that names a message another participant published: the
+        broker de-duplicates ids, so our message was dropped as a copy of theirs."""
+        known, sender = self._session._sender_of(serial)
+        if known and sender != self.channel.client_id:
+            raise ChannelError(unable_to(
+                "publish", f"the channel took it for a duplicate of message {serial!r}, which "
+                f"{sender!r} published with the same id; the message was not delivered"))
 
     def _next_id(self) -> str:
         # Unguessable (a watcher who could predict them could publish them first: the

@@ -127,6 +127,7 @@ class AgentSession:
         self._hooks: dict[Run, OnCancel | None] = {}
         self._pending: dict[Run, deque[CancelTarget]] = {}
         self._deciding: dict[Run, asyncio.Task[None]] = {}
+        self._senders: OrderedDict[str, str | None] = OrderedDict()  # serial -> client id
         self._workers: set[asyncio.Task[None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self._connecting: asyncio.Future[None] | None = None
@@ -360,6 +361,12 @@ class AgentSession:
         for target in pending:
             self._consider(run, target)
 
+    def _sender_of(self, serial: str) -> tuple[bool, str | None]:
+        """``(known, client id)`` of a recent ``ai-*`` message by serial."""
+        if serial in self._senders:
+            return True, self._senders[serial]
+        return False, None
+
     def _deregister(self, run: Run) -> None:
         if self._runs.get(run.run_id) is run:
             del self._runs[run.run_id]
@@ -379,6 +386,10 @@ class AgentSession:
         name = message.name
         if name is None or not name.startswith("ai-"):
             return  # appends (no name) and foreign traffic: the hot path, kept cheap
+        senders = self._senders
+        senders[message.serial] = message.client_id
+        if len(senders) > self._index_size:
+            senders.popitem(last=False)
         try:
             if name == EVENT_CANCEL:
                 target = read_cancel(message)
