@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from ._translate import CANCELLED_MARK, LLMCall
 
@@ -75,7 +75,11 @@ def _missing(shown: Sequence[BaseMessage], thread: Sequence[BaseMessage]) -> lis
     restored_calls: set[str] = set()
     missing: list[BaseMessage] = []
     for message in shown:
-        if isinstance(message, AIMessage):
+        if isinstance(message, HumanMessage):
+            if message.id and message.id not in present:
+                missing.append(message)  # the run's input, when even it was not committed
+                present.add(message.id)
+        elif isinstance(message, AIMessage):
             if message.id and message.id not in present:
                 missing.append(message)
                 present.add(message.id)
@@ -109,6 +113,8 @@ async def repair_thread(graph: Any, config: Mapping[str, Any], *,
     state = await graph.aget_state(config)
     values = getattr(state, "values", None)
     messages = values.get(messages_key) if isinstance(values, Mapping) else None
+    if messages is None and shown and messages_key in (getattr(graph, "channels", None) or {}):
+        messages = []  # cancelled before the first checkpoint was written: nothing there yet
     if not isinstance(messages, list):
         return RepairReport()
     nodes = set(getattr(graph, "nodes", {}) or {})
@@ -121,7 +127,7 @@ async def repair_thread(graph: Any, config: Mapping[str, Any], *,
                                       as_node=_fallback_node(nodes, tool_node))
             report.restored_messages.extend(str(m.id) for m in restored)
             state = await graph.aget_state(config)
-            messages = state.values.get(messages_key) or messages
+            messages = state.values.get(messages_key) or restored
     known_ids = {m.id for m in messages if getattr(m, "id", None)}
 
     for call in partial:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphDrained
 from langgraph.runtime import RunControl
@@ -117,7 +118,8 @@ async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
     except asyncio.CancelledError:  # the task running us: shutdown, the run ends cancelled
         run.cancel(CancelReason("shutdown", "the task running the graph was cancelled"))
         await _stop(task, control, scope, run.signal.reason, "immediate", 0)
-        await _finish_cancelled(graph, run, cfg, handler, scope, messages_key, tool_node)
+        await _finish_cancelled(graph, run, cfg, handler, scope, messages_key, tool_node,
+                                _input_messages(input, messages_key))
         raise
     finally:
         aborted.cancel()
@@ -128,7 +130,7 @@ async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
         if not run.cancelled:  # cancelled by something else than the run's signal
             run.cancel(CancelReason("error", "the graph was cancelled"))
         repair = await _finish_cancelled(graph, run, cfg, handler, scope, messages_key,
-                                         tool_node)
+                                         tool_node, _input_messages(input, messages_key))
         return GraphOutcome("cancelled", cancel_reason=run.signal.reason, repair=repair,
                             drained=isinstance(error, GraphDrained))
     if error is not None:
@@ -163,7 +165,7 @@ async def _stop(task: asyncio.Future[None], control: RunControl, scope: RunScope
 
 async def _finish_cancelled(graph: Any, run: Run, cfg: RunnableConfig,
                             handler: RunCallbackHandler, scope: RunScope, messages_key: str,
-                            tool_node: str | None) -> RepairReport | None:
+                            tool_node: str | None, inputs: list[Any]) -> RepairReport | None:
     """Flush what was generated, repair the checkpoint, then end the run ``cancelled``:
     the thread is valid before anyone can see the run ended."""
     await handler.flush()
@@ -171,13 +173,21 @@ async def _finish_cancelled(graph: Any, run: Run, cfg: RunnableConfig,
     try:
         repair = await asyncio.shield(repair_thread(
             graph, cfg, partial=handler.translator.open_llm_calls(),
-            shown=handler.translator.shown_messages(),
+            shown=[*inputs, *handler.translator.shown_messages()],
             tool_results=scope.tool_results, reason=str(run.signal.reason or "cancelled"),
             messages_key=messages_key, tool_node=tool_node))
     except Exception:
         logger.exception("run %s: checkpoint repair failed", run.run_id)
     await run.end("cancelled")
     return repair
+
+
+def _input_messages(input: Any, messages_key: str) -> list[Any]:
+    """The messages the run gave the graph (a cancel before its first checkpoint was written
+    can leave the thread without them)."""
+    messages = input.get(messages_key) if isinstance(input, Mapping) else None
+    return [m for m in messages if isinstance(m, BaseMessage)] if isinstance(messages, list) \
+        else []
 
 
 def _config(graph: Any, run: Run, config: RunnableConfig | None,

@@ -1,18 +1,18 @@
 """Seeded random cancel points over graph shapes: what the user saw is never lost.
 
-Each case draws, from its seed, where the cancel lands (token k of the model's stream, one
-of the parallel tool calls, a plain node, inside a shielded node), the mode (immediate or
-drain), where the agent sits (the root graph, or a subgraph one or two levels down) and its
-tool node (``ToolNode`` or ``CancellableToolNode``), its tools (async, or sync on worker
-threads that poll the signal or ignore it) and its checkpointer (in memory or SQLite).
-Every case checks: the run ended
+Each case draws, from its seed: where the cancel lands (token k of the model's stream, one
+of the parallel tool calls, a plain node, inside a shielded node); the mode (immediate or
+drain); what the agent is (a hand-built graph, or langchain's ``create_agent``) and where it
+sits (the root graph, or a subgraph one or two levels down); its tool node (``ToolNode`` or
+``CancellableToolNode``); its tools (async, or sync on worker threads that poll the signal
+or ignore it); its checkpointer (in memory or SQLite). Every case checks: the run ended
 ``cancelled``, nothing of it followed ``ai-run-end`` and no stream was left open; the
-checkpoint at the root has no
-unanswered tool call and a history a strict provider accepts; the text the client saw is
-the text the thread keeps; the next turn is answered. 500 cases in 10 blocks, about 40 s.
-A failure names each failing seed with what it drew; ``CASE_SEEDS=1,3 pytest
-tests/integration/test_reliability.py`` reruns exactly those (in every block). Self-tests at
-the end break the library on purpose and check that the suite notices.
+checkpoint at the root has no unanswered tool call and a history a strict provider accepts;
+the text the client saw is the text the thread keeps; the next turn is answered. 500 cases
+in 10 blocks, about 40 s. A failure names each failing seed with what it drew;
+``CASE_SEEDS=1,3 pytest tests/integration/test_reliability.py`` reruns exactly those (in
+every block). Self-tests at the end break the library on purpose and check that the suite
+notices.
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ CALLS = AIMessage(content=WORDS, tool_calls=[
 def draw(seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     kind = rng.choice(["token", "tool", "tool", "node", "shielded"])
-    return {"kind": kind,
+    shape = rng.choice(["graph", "graph", "graph", "create_agent"])
+    if shape == "create_agent" and kind in ("node", "shielded"):
+        kind = "token"  # create_agent has no node of ours to cancel in
+    return {"kind": kind, "shape": shape,
             "where": rng.randint(1, 25) if kind == "token" else rng.randrange(TOOLS),
             "mode": rng.choice(["immediate", "drain"]),
             "depth": rng.choice([0, 1, 1, 2]),
@@ -131,18 +134,25 @@ async def _case(seed: int, spec: dict[str, Any], saver: Any) -> None:
     async def call_model(state: MessagesState) -> dict[str, Any]:
         return {"messages": [await model.ainvoke(state["messages"])]}
 
-    builder = StateGraph(MessagesState)
-    builder.add_node("prep", prep)
-    builder.add_node("critical", critical)
-    builder.add_node("agent", call_model)
-    builder.add_node("tools", CancellableToolNode(tools) if spec["cancellable_tools"]
-                     else ToolNode(tools))
-    builder.add_edge(START, "prep")
-    builder.add_edge("prep", "critical")
-    builder.add_edge("critical", "agent")
-    builder.add_conditional_edges("agent", tools_condition)
-    builder.add_edge("tools", "agent")
-    graph: Any = builder.compile(checkpointer=saver if not spec["depth"] else None)
+    own_saver = saver if not spec["depth"] else None
+    graph: Any
+    if spec["shape"] == "create_agent":  # langchain's: one tools task per call (Send)
+        from langchain.agents import create_agent
+
+        graph = create_agent(model, tools, checkpointer=own_saver)
+    else:
+        builder = StateGraph(MessagesState)
+        builder.add_node("prep", prep)
+        builder.add_node("critical", critical)
+        builder.add_node("agent", call_model)
+        builder.add_node("tools", CancellableToolNode(tools) if spec["cancellable_tools"]
+                         else ToolNode(tools))
+        builder.add_edge(START, "prep")
+        builder.add_edge("prep", "critical")
+        builder.add_edge("critical", "agent")
+        builder.add_conditional_edges("agent", tools_condition)
+        builder.add_edge("tools", "agent")
+        graph = builder.compile(checkpointer=own_saver)
     for level in range(spec["depth"]):
         outer = StateGraph(MessagesState)
         outer.add_node(f"level{level}", graph)
