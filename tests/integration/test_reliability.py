@@ -122,11 +122,14 @@ async def _case(seed: int, spec: dict[str, Any], saver: Any) -> None:
             await get_abort_signal().wait()
         return {}
 
+    shielded_done: list[bool] = []
+
     @cancellable(shielded=True)
     async def critical(state: MessagesState) -> dict[str, Any]:
         if kind == "shielded" and not reached.is_set():
             reached.set()
-            await release.wait()
+            await release.wait()  # the cancel lands here and must not interrupt the body
+            shielded_done.append(True)
         return {}
 
     model = StrictFakeChatModel([CALLS, "All done.", "Fresh answer."], token_delay=0.001)
@@ -178,6 +181,8 @@ async def _case(seed: int, spec: dict[str, Any], saver: Any) -> None:
         release.set()
     outcome = await asyncio.wait_for(task, 5)
     first_turn_over.set()
+    if kind == "shielded":
+        assert shielded_done == [True], "the shielded body ran to its end"
 
     assert outcome.reason == "cancelled", outcome
     records = run_records(broker, run.run_id)
