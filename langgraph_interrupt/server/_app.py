@@ -15,7 +15,6 @@ returns without ending it has it ended for it, and nothing an agent does can cra
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -23,7 +22,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -61,8 +59,6 @@ GraphConfig: TypeAlias = Callable[[AgentRequest], "RunnableConfig"]
 # can be published for the run and there is no point in trying to start it again.
 _START_FAILURES = (InputEventNotFoundError, HistoryFetchFailedError, OperationCancelledError,
                    SessionClosedError)
-#: How long an agent waits for its POST's answer to be written before it starts anyway.
-_ANSWER_BOUND = 1.0
 # LangGraph config keys a client must not choose: they select whose checkpoints are read.
 _RESERVED_CONFIG = frozenset({"thread_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map"})
 
@@ -157,10 +153,10 @@ class AgentEndpoint:
                 self.sessions.release(name)
                 raise _locate_failed(exc) from None
             try:
-                # Find the input (live, or in history while the session attaches: one round
-                # trip at most, no timer), so a continuation is answered with the run it
-                # resumes and the agent starts without looking again. Worst case: the
-                # input is not on the channel, and this waits trigger_timeout for it.
+                # Find the input (live, with a new session's attach, or in history; no
+                # timer), so a continuation is answered with the run it resumes and the
+                # agent starts without looking again. Worst case: the input is not on the
+                # channel, and this waits trigger_timeout for it.
                 await run.locate()
             except AITransportError as exc:
                 self.sessions.release(name)
@@ -170,19 +166,11 @@ class AgentEndpoint:
             return JSONResponse(exc.body(), status_code=exc.status_code)
         headers = MappingProxyType({name: ", ".join(request.headers.getlist(name))
                                     for name in request.headers})
-        answered = asyncio.Event()
-        self._spawn(run, AgentRequest(invocation, MappingProxyType(extra), headers), answered)
+        self._spawn(run, AgentRequest(invocation, MappingProxyType(extra), headers))
+        return JSONResponse({"runId": run.run_id, "invocationId": run.invocation_id})
 
-        async def sent() -> None:
-            answered.set()
-
-        # The agent starts once the answer is written (its first publishes would compete
-        # with it for the loop); if writing fails, it starts after a short bound anyway.
-        return JSONResponse({"runId": run.run_id, "invocationId": run.invocation_id},
-                            background=BackgroundTask(sent))
-
-    def _spawn(self, run: Run, request: AgentRequest, answered: asyncio.Event) -> None:
-        task = asyncio.create_task(self._drive(run, request, answered),
+    def _spawn(self, run: Run, request: AgentRequest) -> None:
+        task = asyncio.create_task(self._drive(run, request),
                                    name=f"agent run {run.invocation_id}")
         self._tasks.add(task)
 
@@ -192,11 +180,9 @@ class AgentEndpoint:
 
         task.add_done_callback(done)
 
-    async def _drive(self, run: Run, request: AgentRequest, answered: asyncio.Event) -> None:
+    async def _drive(self, run: Run, request: AgentRequest) -> None:
         """Run the agent; whatever it does, the run ends on the wire."""
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(answered.wait(), _ANSWER_BOUND)
             await self.agent(run, request)
         except asyncio.CancelledError:  # shutdown gave up waiting for this agent
             run.cancel(CancelReason("shutdown", "the agent endpoint is shutting down"))

@@ -427,8 +427,8 @@ class ClientSession:
     def _from_agent(self, message: ChannelMessage) -> bool:
         """Whether an output (or an append, by its stream) may be folded: not when it names
         a known run that another identity started."""
-        if message.name is None:  # an append: its create was checked (the decoder tracks it)
-            return True
+        if message.name is None:  # an append: not checked, as Ably may give it the client id
+            return True  # of the message it extends (capabilities guard it: docs/ably.md)
         envelope = read_envelope(message.extras)
         run_id = envelope.transport.get(H_RUN_ID) if envelope is not None else None
         run = self._runs.get(run_id) if run_id else None

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeAlias
 
-from .._eager import resume
+from .._eager import resume, start_eagerly
 from .._errors import AITransportError, ChannelError, unable_to
 from .._wire import OutboundMessage
 from ..channels import Channel
@@ -220,19 +220,14 @@ class Outbox:
         if coro is None:
             self._settle(op, None)
             return
-        try:
-            yielded = coro.send(None)  # the first step, now: it puts the operation on its way
-        except StopIteration as stop:  # done without suspending (the in-memory broker)
-            self._settle(op, None, stop.value)
-            return
-        except Exception as exc:
-            self._settle(op, _as_error(op.what, exc))
-            return
-        task: asyncio.Task[Any] = self._loop.create_task(resume(coro, yielded))
-        task.add_done_callback(lambda task: self._done(op, task))
+        sent = start_eagerly(coro)  # the first step, now: it puts the operation on its way
+        if sent.done():  # done without suspending (the in-memory broker)
+            self._done(op, sent)
+        else:
+            sent.add_done_callback(lambda sent: self._done(op, sent))
 
     # -- completing ---------------------------------------------------------------------------
-    def _done(self, op: _Op, task: asyncio.Task[Any]) -> None:
+    def _done(self, op: _Op, task: asyncio.Future[Any]) -> None:
         if task.cancelled():
             self._settle(op, ChannelError(unable_to(op.what, "the send was cancelled")))
             return
@@ -273,6 +268,11 @@ class Outbox:
     def in_flight(self) -> int:
         """Operations submitted and not yet acknowledged or refused."""
         return len(self._pending)
+
+    @property
+    def full(self) -> bool:
+        """Whether the window of operations in flight is full (:meth:`room` would wait)."""
+        return len(self._pending) >= self._window
 
     async def room(self) -> None:
         """Wait while the window of operations in flight is full (backpressure)."""

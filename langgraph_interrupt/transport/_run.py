@@ -345,7 +345,7 @@ class Run:
         if self._steps.open is None:  # right before the first output, unless begun earlier
             await self._open_step()
         outbox = self._outbox
-        if outbox.in_flight >= 256:
+        if outbox.full:
             await outbox.room()
         writer = self._writer
         assert writer is not None

@@ -3,18 +3,17 @@ the agent and the Python client on two real SDK connections through the offline 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from langgraph_interrupt import AgentSession, ChannelMessage, ClientSession, PipeResult, Run
+from langgraph_interrupt import AgentSession, ChannelMessage, ClientSession
 from langgraph_interrupt.testing import Inbox, ScriptedStream, text_chunks
 from tests.ably_channel.conftest import Backend
+from tests.helpers import TOKENS, start_streaming
 
 SESSION = "ai:scenarios"
-TOKENS = [f"w{i} " for i in range(50)]
 
 
 @pytest.fixture
@@ -48,21 +47,6 @@ def lifecycle(client: ClientSession, run_id: str) -> list[tuple[str, ...]]:
         reason = t.get("run-reason") or t.get("step-reason")
         out.append((m.name, reason) if reason else (m.name,))  # type: ignore[arg-type]
     return out
-
-
-async def start_streaming(client: ClientSession, agent: AgentSession, *, hold_at: int = 3
-                          ) -> tuple[Run, ScriptedStream, asyncio.Task[PipeResult]]:
-    handle = await client.send("tell me a long story")
-    run = agent.create_run(handle.invocation)
-    stream = ScriptedStream(TOKENS, hold_at=hold_at)
-
-    async def drive() -> PipeResult:
-        async with run:
-            return await run.pipe(stream)
-
-    task = asyncio.create_task(drive())
-    await stream.holding.wait()
-    return run, stream, task
 
 
 async def test_an_answer_streams_to_the_client_and_into_history(
