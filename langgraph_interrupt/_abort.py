@@ -19,37 +19,58 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from ._wire import DEFAULT_REASONS, MAX_REASON_LENGTH, check_reason_name
+
 __all__ = ["AbortController", "AbortSignal", "CancelReason", "CancelSource", "RunCancelled",
            "RunCancelledError"]
 
 logger = logging.getLogger("langgraph_interrupt")
 
 #: Where a cancellation came from. A closed vocabulary, so code can branch on it.
-CancelSource = Literal["client", "shutdown", "timeout", "error", "user"]
-
+CancelSource = Literal["client", "input", "shutdown", "timeout", "error", "user"]
 
 @dataclass(frozen=True, slots=True)
 class CancelReason:
-    """Why a run was cancelled: a source from a closed vocabulary plus free text.
+    """Why a run was cancelled: where it came from (a closed vocabulary), a short reason
+    name (free text from a documented common set) and detail.
 
     Attributes:
-        source: ``client`` (an ``ai-cancel`` from a participant), ``shutdown`` (the session
-            or process is closing), ``timeout``, ``error`` (a failure elsewhere forced it),
-            or ``user`` (application code called ``abort()`` without saying more).
+        source: ``client`` (an ``ai-cancel`` from a participant), ``input`` (a new input
+            interrupted the run: the session's multitask strategy), ``shutdown`` (the
+            session or process is closing), ``timeout`` (the run's deadline passed),
+            ``error`` (a failure elsewhere forced it), or ``user`` (your code).
         message: human-readable detail, optional.
         requester: the channel client id that asked for it, when known.
+        name: the reason as the client gave it and as ``ai-run-end`` carries it (header
+            ``x-cancel-reason``): ``user_speaking``, ``user_clicked_stop``,
+            ``client_request``, ``timeout``, ``priority_message``, ``interrupted``,
+            ``new_input``, ``shutdown``, ``error``, or your own (1 to 64 printable
+            characters). Default by source: ``client`` → ``client_request``, ``user`` →
+            ``interrupted``, ``input`` → ``new_input``, otherwise the source itself. It
+            is what the requester said: never use it to authorise anything.
     """
 
     source: CancelSource = "user"
     message: str | None = None
     requester: str | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", DEFAULT_REASONS.get(self.source, "interrupted"))
+        elif check_reason_name(self.name) is None:
+            raise ValueError(f"a cancel reason name is 1 to {MAX_REASON_LENGTH} printable "
+                             f"characters, got {self.name!r:.80}")
 
     def __str__(self) -> str:
         text = f"cancelled by {self.source}"
         if self.requester:
             text += f" ({self.requester})"
-        if self.message:
-            text += f": {self.message}"
+        details = [part for part in (
+            None if self.name == DEFAULT_REASONS.get(self.source) else self.name,
+            self.message) if part]
+        if details:
+            text += ": " + ": ".join(details)
         return text
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final, Literal
 
 # -- message names (§0.2) -----------------------------------------------------------------
@@ -56,12 +57,42 @@ H_STATUS: Final = "status"
 H_STREAM_ID: Final = "stream-id"
 H_DISCRETE: Final = "discrete"
 
+# -- extension headers (this package's; the official client ignores headers it does not
+# know, and the ``x-`` prefix keeps them clear of names a later protocol version may take) --
+#: ``ai-cancel``: why the client cancels (a reason name); ``ai-run-end{cancelled}``: why
+#: the run was cancelled.
+H_CANCEL_REASON: Final = "x-cancel-reason"
+#: ``ai-run-end{cancelled}``: the client id that asked for the cancel, when known.
+H_CANCEL_BY: Final = "x-cancel-by"
+#: ``ai-cancel``: the client's wall clock when it asked, in Unix milliseconds (metrics).
+H_CANCEL_SENT_AT: Final = "x-cancel-sent-at"
+
 # -- reasons and statuses (§3) ------------------------------------------------------------
 RunEndReason = Literal["complete", "cancelled", "error"]
 StepEndReason = Literal["complete", "failed", "cancelled"]
 RunStatus = Literal["active", "suspended", "complete", "cancelled", "error"]
 StreamStatus = Literal["streaming", "complete", "cancelled"]
 MessageAction = Literal["message.create", "message.append", "message.update", "message.delete"]
+
+#: Cancel reason names (``x-cancel-reason``): the default when nobody gave one, by where
+#: the cancel came from (``CancelReason.source``).
+DEFAULT_REASONS: Final[Mapping[str, str]] = MappingProxyType({
+    "client": "client_request", "input": "new_input", "shutdown": "shutdown",
+    "timeout": "timeout", "error": "error", "user": "interrupted"})
+#: Reason names longer than this are refused (from the wire: ignored, and logged).
+MAX_REASON_LENGTH: Final = 64
+
+
+def check_reason_name(name: object) -> str | None:
+    """``name`` if it is a usable reason name (1 to 64 printable characters), else ``None``.
+
+    Reason names are free text, shown to people ("Interrupted: user_speaking") and logged;
+    a hostile client must not be able to put control characters or a novel in them.
+    """
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_REASON_LENGTH:
+        return None
+    return name if name.isprintable() else None
+
 
 RUN_END_REASONS: Final[frozenset[str]] = frozenset({"complete", "cancelled", "error"})
 STEP_END_REASONS: Final[frozenset[str]] = frozenset({"complete", "failed", "cancelled"})

@@ -53,8 +53,12 @@ def normalise(op: str, name: str | None, data: Any, extras: Mapping[str, Any] | 
     extras = extras or {}
     ai = extras.get("ai", {})
     other = sorted(k for k in extras if k != "ai")
+    # This package's extension headers (``x-``, e.g. a cancel's reason) are not in the
+    # official agent's traces; the official client ignores them (tests/js checks that).
+    transport = {key: value for key, value in ai.get("transport", {}).items()
+                 if not key.startswith("x-")}
     return (OPS[op], name, roles(data if data is not None else ""),
-            roles(ai.get("transport", {})), roles(ai.get("codec", {})), other)
+            roles(transport), roles(ai.get("codec", {})), other)
 
 
 def load(name: str) -> list[dict[str, Any]]:

@@ -32,6 +32,8 @@ from .._wire import (
     EVENT_RUN_RESUME,
     EVENT_RUN_START,
     EVENT_RUN_SUSPEND,
+    H_CANCEL_BY,
+    H_CANCEL_REASON,
     H_CODEC_MESSAGE_ID,
     H_DISCRETE,
     H_ERROR_CODE,
@@ -49,6 +51,7 @@ from .._wire import (
     ChannelMessage,
     OutboundMessage,
     RunStatus,
+    check_reason_name,
     make_extras,
     read_envelope,
 )
@@ -73,6 +76,10 @@ class RunInfo:
     error_code: int | None = None
     error_message: str | None = None
     agent_client_id: str | None = None  #: who published ``ai-run-start``: the only voice
+    #: A ``cancelled`` run's reason name (``x-cancel-reason``) and requester, as the agent
+    #: reported them (``None`` from an agent that does not say, such as the JS one).
+    cancel_reason: str | None = None
+    cancelled_by: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -119,10 +126,16 @@ class SendHandle:
         result: RunInfo = await self._session.wait_for(ended, timeout=timeout)
         return result
 
-    async def cancel(self) -> None:
-        """Cancel the run this input triggers, even before the agent has started it."""
+    async def cancel(self, *, reason: str | None = None) -> None:
+        """Cancel the run this input triggers, even before the agent has started it.
+
+        ``reason``: a reason name for the agent and every client (``user_speaking``,
+        ``user_clicked_stop``, ...; 1 to 64 printable characters). Without one the agent
+        records ``client_request``.
+        """
         await self._session._publish([build_cancel(
-            run_id=self._continuation_run_id, input_codec_message_id=self.codec_message_id)])
+            run_id=self._continuation_run_id, input_codec_message_id=self.codec_message_id,
+            reason=reason)])
 
 
 class ClientSession:
@@ -290,10 +303,19 @@ class ClientSession:
         await self._publish([OutboundMessage(EVENT_INPUT, data, make_extras(transport, codec))])
         return SendHandle(self, event_id, codec_message_id, run_id)
 
-    async def cancel(self, run_id: str) -> None:
+    async def cancel(self, run_id: str, *, reason: str | None = None) -> None:
         """Ask the agent to cancel run ``run_id`` (any participant may ask; the agent's
-        ``on_cancel`` hook decides)."""
-        await self._publish([build_cancel(run_id=run_id)])
+        ``on_cancel`` hook decides).
+
+        ``reason``: a reason name the agent sees and puts on the run's ``ai-run-end``
+        (``user_speaking``, ``user_clicked_stop``, ...; 1 to 64 printable characters),
+        sent with this client's clock for the agent's latency metrics. Without one the
+        agent records ``client_request``.
+
+        Raises:
+            ValueError: ``reason`` is not 1 to 64 printable characters.
+        """
+        await self._publish([build_cancel(run_id=run_id, reason=reason)])
 
     async def _publish(self, messages: list[OutboundMessage]) -> list[str]:
         if self._closed:
@@ -415,13 +437,17 @@ class ClientSession:
             reason = h.get(H_RUN_REASON)
             if current is None or reason not in RUN_END_REASONS:
                 return  # a run-end for an unknown run is ignored (§3.2)
-            code = message_text = None
+            code = message_text = cancel_reason = cancelled_by = None
             if reason == "error":
                 raw = h.get(H_ERROR_CODE, "")
                 code = int(raw) if raw.isdigit() else 104008
                 message_text = h.get(H_ERROR_MESSAGE) or "agent reported an error"
+            elif reason == "cancelled":
+                cancel_reason = check_reason_name(h.get(H_CANCEL_REASON))
+                cancelled_by = h.get(H_CANCEL_BY) if cancel_reason else None
             self._runs[run_id] = replace(current, status=reason,  # type: ignore[arg-type]
-                                         error_code=code, error_message=message_text)
+                                         error_code=code, error_message=message_text,
+                                         cancel_reason=cancel_reason, cancelled_by=cancelled_by)
 
     # -- who may speak for a run ------------------------------------------------------------------
     def _from_agent(self, message: ChannelMessage) -> bool:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._abort import CancelReason
 from .._errors import AITransportError
 from .._wire import (
+    H_CANCEL_BY,
+    H_CANCEL_REASON,
     H_CODEC_MESSAGE_ID,
     H_ERROR_CODE,
     H_ERROR_MESSAGE,
@@ -62,8 +65,10 @@ class RunHeaders:
         headers.update(self.base())
         return headers
 
-    def run_end(self, reason: RunEndReason, error: AITransportError | None) -> dict[str, str]:
-        """``ai-run-end`` (§2.4); ``error`` gives the code and message of an ``error`` end."""
+    def run_end(self, reason: RunEndReason, error: AITransportError | None,
+                cancel: CancelReason | None = None) -> dict[str, str]:
+        """``ai-run-end`` (§2.4); ``error`` gives the code and message of an ``error`` end,
+        ``cancel`` the reason name (and requester) of a ``cancelled`` one."""
         trigger = self.trigger
         headers = {H_RUN_ID: self.run_id, H_RUN_CLIENT_ID: trigger.run_client_id,
                    H_RUN_REASON: reason, H_INVOCATION_ID: self.invocation_id}
@@ -73,6 +78,10 @@ class RunHeaders:
         if reason == "error" and error is not None:
             headers[H_ERROR_CODE] = str(error.code)
             headers[H_ERROR_MESSAGE] = error.message
+        if reason == "cancelled" and cancel is not None:
+            headers[H_CANCEL_REASON] = cancel.name
+            if cancel.requester:
+                headers[H_CANCEL_BY] = cancel.requester
         return headers
 
     def step(self, step_id: str) -> dict[str, str]:

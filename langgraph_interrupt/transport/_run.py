@@ -561,7 +561,7 @@ class Run:
             wire = as_error(error) if error is not None else StreamError(
                 unable_to("complete run", "agent reported an error"))
         try:
-            self._publish(EVENT_RUN_END, self._h.run_end(reason, wire))
+            self._publish(EVENT_RUN_END, self._h.run_end(reason, wire, self.signal.reason))
         finally:
             self.state = "ended"
             self.end_reason = reason

@@ -58,6 +58,8 @@ class CancelRequest:
         client_id: the requester's channel client id (``None`` if anonymous).
         run: the target run (``run.run_client_id`` is its owner).
         run_id / input_codec_message_id: what the cancel message named.
+        reason: the reason name the requester gave (``client_request`` if none). What
+            they said, not who they are: decide on ``client_id``, never on this.
     """
 
     client_id: str | None
@@ -65,6 +67,7 @@ class CancelRequest:
     run_id: str | None
     input_codec_message_id: str | None
     event_id: str | None
+    reason: str = "client_request"
 
 
 OnCancel = Callable[[CancelRequest], bool | Awaitable[bool]]
@@ -474,7 +477,8 @@ class AgentSession:
             return True
         try:
             verdict = hook(CancelRequest(target.client_id, run, target.run_id,
-                                         target.input_codec_message_id, target.event_id))
+                                         target.input_codec_message_id, target.event_id,
+                                         target.reason or "client_request"))
         except Exception as exc:
             self._hook_failed(run, exc)
             return False
@@ -512,4 +516,5 @@ class AgentSession:
 
     @staticmethod
     def _accept(run: Run, target: CancelTarget) -> None:
-        run.cancel(CancelReason("client", requester=target.client_id))
+        run.cancel(CancelReason("client", requester=target.client_id,
+                                name=target.reason or ""))
