@@ -15,6 +15,7 @@ Hierarchy::
     ├── InputEventNotFoundError     104010  the trigger input was not found in time
     ├── HistoryFetchFailedError     104011  history paging failed after retries
     ├── RunLifecycleError           104003  a lifecycle call out of order, or its publish failed
+    ├── RunRejectedError            40900   the session's multitask strategy refused the input
     ├── StreamError                 104008  a piped source raised; the default run-end error code
     ├── EncoderRecoveryFailedError  104000  appends failed, and so did the repair
     └── ChannelError                any     a channel operation failed (foreign errors
@@ -41,6 +42,7 @@ __all__ = [
     "MutableMessagesDisabledError",
     "OperationCancelledError",
     "RunLifecycleError",
+    "RunRejectedError",
     "SessionClosedError",
     "StreamError",
     "UnsupportedChunkError",
@@ -55,6 +57,8 @@ class ErrorCode(IntEnum):
     INVALID_ARGUMENT = 40003
     OPERATION_CANCELLED = 40033
     INSUFFICIENT_CAPABILITY = 40160
+    #: Not a JS SDK code (it has no multitask strategies): Ably's conflict range, status 409.
+    RUN_REJECTED = 40900
     INTERNAL_ERROR = 50000
     MUTABLE_MESSAGES_DISABLED = 93002  # Ably's code; not an AI Transport code
     ENCODER_RECOVERY_FAILED = 104000
@@ -171,6 +175,17 @@ class RunLifecycleError(AITransportError):
     """A run lifecycle call was made in the wrong state, or its publish failed."""
 
     default_code = ErrorCode.RUN_LIFECYCLE_ERROR
+
+
+class RunRejectedError(AITransportError):
+    """A new input was refused because runs are already active on its session (the
+    ``reject`` strategy, a full ``enqueue`` queue, or a concurrency limit).
+
+    The run still ends on the wire (``ai-run-start``, then ``ai-run-end{error}`` with this
+    code and message), so every device shows why; the agent endpoint answers 409.
+    """
+
+    default_code = ErrorCode.RUN_REJECTED
 
 
 class StreamError(AITransportError):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
@@ -35,9 +35,11 @@ from .._errors import (
     InputEventNotFoundError,
     InvalidArgumentError,
     OperationCancelledError,
+    RunRejectedError,
     SessionClosedError,
 )
 from ..transport import OnCancel, Run
+from ..transport._multitask import MultitaskStrategy, RunGate
 from ._request import AgentRequest, RequestRejected, check_content_type, parse_body, read_body
 from ._sessions import ChannelFactory, SessionPolicy, SessionPool
 
@@ -58,7 +60,9 @@ GraphConfig: TypeAlias = Callable[[AgentRequest], "RunnableConfig"]
 # start() failed for one of these reasons: the trigger cannot be reached, so nothing
 # can be published for the run and there is no point in trying to start it again.
 _START_FAILURES = (InputEventNotFoundError, HistoryFetchFailedError, OperationCancelledError,
-                   SessionClosedError)
+                   SessionClosedError, RunRejectedError)
+#: The POST body field that asks for another multitask strategy for this one input.
+STRATEGY_FIELD = "multitaskStrategy"
 # LangGraph config keys a client must not choose: they select whose checkpoints are read.
 _RESERVED_CONFIG = frozenset({"thread_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map"})
 
@@ -115,13 +119,21 @@ class AgentEndpoint:
                  cancel_mode: CancelMode = "immediate", graph_config: GraphConfig | None = None,
                  max_body_bytes: int = 64 * 1024, shutdown_timeout: float = 10.0,
                  session_idle_timeout: float | None = 300.0,
-                 session_options: Mapping[str, Any] | None = None) -> None:
+                 session_options: Mapping[str, Any] | None = None,
+                 multitask: MultitaskStrategy = "concurrent", max_active_runs: int | None = None,
+                 max_queued_runs: int = 16, multitask_overrides: Collection[str] = ()) -> None:
         if max_body_bytes <= 0:
             raise InvalidArgumentError("max_body_bytes must be positive")
+        RunGate(multitask, max_active=max_active_runs, max_queued=max_queued_runs,
+                overrides=multitask_overrides)  # the arguments fail here, not per session
         self.agent = as_agent(agent, cancel_mode=cancel_mode, graph_config=graph_config)
+        options = {"multitask": multitask, "max_active_runs": max_active_runs,
+                   "max_queued_runs": max_queued_runs,
+                   "multitask_overrides": tuple(multitask_overrides),
+                   **(session_options or {})}
         self.sessions = SessionPool(channel_factory, allow_session=allow_session,
                                     on_cancel=on_cancel, idle_timeout=session_idle_timeout,
-                                    session_options=dict(session_options or {}))
+                                    session_options=options)
         self._max_body = max_body_bytes
         self._shutdown_timeout = shutdown_timeout
         self._tasks: set[asyncio.Task[None]] = set()
@@ -145,19 +157,22 @@ class AgentEndpoint:
             raw = await read_body(request.stream(), limit=self._max_body,
                                   content_length=request.headers.get("content-length"))
             invocation, extra = parse_body(raw)
+            strategy = extra.pop(STRATEGY_FIELD, None)
             name = invocation.session_name
             session = await self.sessions.acquire(name)  # held until the agent returns
             try:
-                run = session.create_run(invocation)
-            except AITransportError as exc:  # the session closed since we got it
+                run = session.create_run(invocation, multitask=strategy)
+            except AITransportError as exc:  # closed since we got it, or a bad strategy
                 self.sessions.release(name)
                 raise _locate_failed(exc) from None
             try:
                 # Find the input (live, with a new session's attach, or in history; no
                 # timer), so a continuation is answered with the run it resumes and the
                 # agent starts without looking again. Worst case: the input is not on the
-                # channel, and this waits trigger_timeout for it.
+                # channel, and this waits trigger_timeout for it. Then the multitask
+                # strategy decides (a refusal is this answer; a queued run waits later).
                 await run.locate()
+                await run.admit()
             except AITransportError as exc:
                 self.sessions.release(name)
                 await run.end()  # never started: forgotten, nothing published
@@ -241,6 +256,8 @@ def _locate_failed(exc: AITransportError) -> RequestRejected:
         return RequestRejected(404, exc.message, code=exc.code)
     if isinstance(exc, InvalidArgumentError):
         return RequestRejected(400, exc.message, code=exc.code)
+    if isinstance(exc, RunRejectedError):  # already ended on the wire, with this error
+        return RequestRejected(409, exc.message, code=exc.code)
     return RequestRejected(503, exc.message, code=exc.code)  # closed, history, attach
 
 
@@ -260,6 +277,9 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
                      max_body_bytes: int = 64 * 1024, shutdown_timeout: float = 10.0,
                      session_idle_timeout: float | None = 300.0,
                      session_options: Mapping[str, Any] | None = None,
+                     multitask: MultitaskStrategy = "concurrent",
+                     max_active_runs: int | None = None, max_queued_runs: int = 16,
+                     multitask_overrides: Collection[str] = (),
                      lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]]
                      | None = None) -> Starlette:
     """An ASGI app serving the agent endpoint the JS client (and ``useChat``) POSTs to.
@@ -284,6 +304,13 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
         session_idle_timeout: a session without runs for this long is closed (its channel
             detached); the next request opens it again. ``None``: kept until shutdown.
         session_options: more keyword arguments for each ``AgentSession``.
+        multitask: what a new input does while a run of its session is active:
+            ``concurrent`` (default), ``interrupt``, ``rollback``, ``enqueue`` or
+            ``reject`` (answered 409). See ``docs/interruption.md``.
+        max_active_runs / max_queued_runs: active runs per session before the strategy
+            applies (default 1; no limit for ``concurrent``), inputs waiting to run.
+        multitask_overrides: strategies one POST may ask for in its ``multitaskStrategy``
+            field (default none: such a POST is answered 400).
         lifespan: your own lifespan; it is entered first and exited last, after every run
             has ended (close your Ably client there).
 
@@ -300,7 +327,9 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
                              graph_config=graph_config, max_body_bytes=max_body_bytes,
                              shutdown_timeout=shutdown_timeout,
                              session_idle_timeout=session_idle_timeout,
-                             session_options=session_options)
+                             session_options=session_options, multitask=multitask,
+                             max_active_runs=max_active_runs, max_queued_runs=max_queued_runs,
+                             multitask_overrides=multitask_overrides)
 
     @asynccontextmanager
     async def run_lifespan(app: Starlette) -> AsyncIterator[Any]:

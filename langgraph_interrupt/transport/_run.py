@@ -33,6 +33,7 @@ from .._errors import (
     InvalidArgumentError,
     OperationCancelledError,
     RunLifecycleError,
+    RunRejectedError,
     StreamError,
     unable_to,
 )
@@ -50,6 +51,7 @@ from .._wire import (
 from ..channels import Channel
 from ..codec import Chunk, UIMessageEncoder
 from ._headers import RunHeaders
+from ._multitask import MultitaskStrategy
 from ._outbox import Outbox
 from ._output import MessageWriter, shielded, start_bounded, wait_shielded
 from ._source import PipeResult, as_error, chunks_of, close_quietly
@@ -80,6 +82,8 @@ class RunHost(Protocol):
 
     async def _decided(self, run: Run) -> None: ...
 
+    def _admit(self, run: Run) -> asyncio.Future[Any] | None: ...
+
     def _deregister(self, run: Run) -> None: ...
 
     def _sender_of(self, serial: str) -> tuple[bool, str | None]: ...
@@ -103,8 +107,13 @@ class Run:
     def __init__(self, session: RunHost, invocation: Invocation, *, run_id: str | None,
                  invocation_id: str | None, on_cancelled: OnCancelled | None,
                  signal: AbortSignal | None, terminal_timeout: float,
-                 append_rollup_window: float = 0.0) -> None:
+                 append_rollup_window: float = 0.0,
+                 multitask: MultitaskStrategy = "concurrent") -> None:
         self._session = session
+        self.multitask = multitask  #: the multitask strategy this run was admitted under
+        self._admitted = False
+        self._turn: asyncio.Future[Any] | None = None
+        self._rollback = False
         self._outbox = Outbox(session.channel, check_serial=self._check_serial)
         self._rollup = append_rollup_window
         self.invocation = invocation
@@ -172,6 +181,12 @@ class Run:
             except Exception as exc:
                 logger.exception("run %s: finalizer raised", self.run_id)
                 self._session._report(as_error(exc))
+
+    @property
+    def rollback(self) -> bool:
+        """True when a newer input interrupted this run under the ``rollback`` strategy:
+        its graph writes are to be discarded, not repaired (``run_graph`` does it)."""
+        return self._rollback
 
     @property
     def run_client_id(self) -> str:
@@ -265,18 +280,76 @@ class Run:
         self._headers = RunHeaders(self.run_id, self.invocation_id, trigger)
         return trigger
 
+    async def admit(self) -> None:
+        """Apply the session's multitask strategy (after :meth:`locate`); idempotent.
+
+        Decides at once: under ``interrupt``/``rollback`` the oldest active run is
+        cancelled now; under ``enqueue`` the run takes a place in the queue; the waiting
+        itself happens in :meth:`start`. An endpoint calls it before answering, so a
+        refusal is its answer. A refused run still ends on the wire (``ai-run-start``,
+        then ``ai-run-end{error}`` with the code and message), so every device shows why.
+
+        Raises:
+            RunRejectedError: (40900) refused by the strategy, or the queue is full.
+        """
+        await self.locate()
+        if self._admitted:
+            return
+        self._admitted = True
+        try:
+            self._turn = self._session._admit(self)
+        except RunRejectedError as exc:
+            logger.info("run %s refused: %s", self.run_id, exc.message)
+            await self._end_unstarted("error", exc)
+            raise
+
+    async def _wait_turn(self) -> None:
+        """Wait until the runs this one interrupted have ended, or its turn in the queue
+        came; a cancel meanwhile ends it (on the wire: it never ran)."""
+        turn, self._turn = self._turn, None
+        if turn is None:
+            return
+        aborted = asyncio.ensure_future(self.signal.wait())
+        # Interrupted runs end within their terminal bound; a queue waits as long as it takes.
+        bound = 2 * self._terminal_timeout if self.multitask in ("interrupt", "rollback") \
+            else None
+        try:
+            await asyncio.wait({turn, aborted}, timeout=bound,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            aborted.cancel()
+        if turn.cancelled() or self.cancelled:  # (a cancelled turn: the session closed)
+            await self._end_unstarted("cancelled", None)
+            raise OperationCancelledError(unable_to("start run", self.signal.reason
+                                                    or "the session closed"))
+        if not turn.done():
+            logger.warning("run %s: the run(s) it interrupted did not end within %.1f s; "
+                           "starting anyway", self.run_id, bound)
+
+    async def _end_unstarted(self, reason: RunEndReason, error: AITransportError | None) -> None:
+        """Start and end a run that never ran (refused, or cancelled while it waited), so
+        every device sees its input answered. Safe to call twice."""
+        if self.state == "created":
+            self.state = "active"
+            self._publish(EVENT_RUN_START, self._h.run_start())
+        await self.end(reason, error=error)
+
     async def start(self) -> None:
-        """Locate the trigger, then publish ``ai-run-start`` (or ``ai-run-resume``).
+        """Locate the trigger, apply the multitask strategy (:meth:`admit`; it may wait for
+        its turn), then publish ``ai-run-start`` (or ``ai-run-resume``).
 
         Raises:
             OperationCancelledError: (40033) the run was cancelled before it could start;
-                nothing was published.
+                nothing was published (a queued run ends on the wire ``cancelled``).
+            RunRejectedError: (40900) the multitask strategy refused the run.
             InputEventNotFoundError: (104010) the trigger was not found in time.
             SessionClosedError: (104004) the session closed meanwhile.
         """
         if self.state != "created":
             raise RunLifecycleError(f"run {self.run_id} was already started")
         trigger = await self.locate()
+        await self.admit()
+        await self._wait_turn()
         self.state = "active"
         # Not awaited: the step and outputs follow on the same ordered outbox, and a
         # refusal is reported by whatever reports the run's outcome.

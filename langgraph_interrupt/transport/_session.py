@@ -17,7 +17,7 @@ import inspect
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ from .._errors import (
 from .._invocation import Invocation
 from .._wire import EVENT_CANCEL, EVENT_INPUT, ChannelMessage
 from ..channels import Channel
+from ._multitask import MultitaskStrategy, RunGate
 from ._output import shielded
 from ._run import OnCancelled, Run
 from ._trigger import HistoryScan, Trigger, scan_history
@@ -95,6 +96,16 @@ class AgentSession:
             ``appendRollupWindow``; 0, the default, only coalesces while an append is in
             flight). Larger windows mean fewer messages per answer (Ably bills per
             message) and tokens that arrive later; see ``docs/performance.md``.
+        multitask: what a new input does while runs are active (``docs/interruption.md``):
+            ``concurrent`` (the default: it runs alongside), ``interrupt`` (it cancels the
+            active run, reason ``new_input``, then starts), ``rollback`` (the same, and
+            the interrupted run's graph writes are discarded), ``enqueue`` (it waits for
+            the active run to end) or ``reject`` (refused: ``RunRejectedError``, 40900).
+        max_active_runs: active runs before the strategy applies (default 1, or no limit
+            for ``concurrent``, which then refuses past its limit).
+        max_queued_runs: inputs waiting under ``enqueue``; one more is refused.
+        multitask_overrides: strategies one input may ask for instead (``create_run``'s
+            ``multitask``, the POST body's ``multitaskStrategy``); others are refused.
 
     Example::
 
@@ -108,10 +119,14 @@ class AgentSession:
                  max_history_pages: int = 20, history_page_size: int = 100,
                  terminal_timeout: float = 5.0, cancel_buffer_size: int = 200,
                  cancel_buffer_ttl: float = 60.0, input_index_size: int = 1000,
-                 append_rollup_window: float = 0.0) -> None:
+                 append_rollup_window: float = 0.0, multitask: MultitaskStrategy = "concurrent",
+                 max_active_runs: int | None = None, max_queued_runs: int = 16,
+                 multitask_overrides: Collection[str] = ()) -> None:
         if append_rollup_window < 0:
             raise InvalidArgumentError("append_rollup_window must not be negative")
         self.channel = channel
+        self._gate = RunGate(multitask, max_active=max_active_runs, max_queued=max_queued_runs,
+                             overrides=multitask_overrides)
         self._rollup = append_rollup_window
         self._on_cancel = on_cancel
         self._on_error = on_error or _log_error
@@ -192,16 +207,19 @@ class AgentSession:
                     future.set_exception(SessionClosedError(unable_to("start run",
                                                                       "the session closed")))
         runs = self.runs
+        queued = set(self._gate.queued)  # their inputs are answered: they end on the wire
         for run in runs:
             run.cancel(CancelReason("shutdown", "the session closed"))
         try:
             if runs:
-                await shielded(asyncio.gather(*(run.end("cancelled") for run in runs),
-                                              return_exceptions=True),
-                               timeout or self._terminal_timeout)
+                await shielded(asyncio.gather(
+                    *(run._end_unstarted("cancelled", None) if run in queued
+                      else run.end("cancelled") for run in runs), return_exceptions=True),
+                    timeout or self._terminal_timeout)
         except TimeoutError:
             logger.error("session close: ending %d run(s) timed out", len(runs))
         finally:
+            self._gate.close()
             for task in list(self._workers):
                 task.cancel()
             self._early.clear()
@@ -215,10 +233,13 @@ class AgentSession:
     # -- runs ---------------------------------------------------------------------------------
     def create_run(self, invocation: Invocation, *, run_id: str | None = None,
                    invocation_id: str | None = None, on_cancelled: OnCancelled | None = None,
-                   on_cancel: OnCancel | None = None, signal: AbortSignal | None = None) -> Run:
+                   on_cancel: OnCancel | None = None, signal: AbortSignal | None = None,
+                   multitask: str | None = None) -> Run:
         """Create a run for ``invocation`` (no I/O; :meth:`Run.start` finds the trigger).
 
         Args:
+            multitask: this input's multitask strategy instead of the session's; only one
+                the session's ``multitask_overrides`` allows.
             on_cancelled: called once when the run is cancelled, before its streams are
                 closed; it may ``await run.write(chunk)`` final outputs.
             on_cancel: per-run authorisation hook, overriding the session's.
@@ -226,6 +247,7 @@ class AgentSession:
         """
         if self._closed:
             raise SessionClosedError(unable_to("create run", "the session is closed"))
+        strategy = self._gate.resolve(multitask)  # refuses an unknown or disallowed one
         if invocation.session_name != self.channel.name:
             raise InvalidInvocationError(unable_to(
                 "create run", f"the invocation is for session {invocation.session_name!r}, "
@@ -239,7 +261,8 @@ class AgentSession:
                 run_id = known.run_id
         run = Run(self, invocation, run_id=run_id, invocation_id=invocation_id,
                   on_cancelled=on_cancelled, signal=signal,
-                  terminal_timeout=self._terminal_timeout, append_rollup_window=self._rollup)
+                  terminal_timeout=self._terminal_timeout, append_rollup_window=self._rollup,
+                  multitask=strategy)
         self._runs[run.run_id] = run
         self._hooks[run] = on_cancel or self._on_cancel
         return run
@@ -364,6 +387,9 @@ class AgentSession:
         for target in pending:
             self._consider(run, target)
 
+    def _admit(self, run: Run) -> asyncio.Future[Any] | None:
+        return self._gate.admit(run, run.multitask)
+
     def _sender_of(self, serial: str) -> tuple[bool, str | None]:
         """``(known, client id)`` of a recent ``ai-*`` message by serial."""
         if serial in self._senders:
@@ -377,6 +403,7 @@ class AgentSession:
             del self._by_input[run.trigger.codec_message_id]
         self._hooks.pop(run, None)
         self._pending.pop(run, None)
+        self._gate.release(run)
 
     def _report(self, error: AITransportError) -> None:
         try:
