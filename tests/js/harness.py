@@ -22,6 +22,7 @@ continuation an ``interrupt()`` waits for (a tool result naming the suspended ru
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import json
 import socket
@@ -110,13 +111,18 @@ class InteropServer:
     def call(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Run ``fn`` (a function or a coroutine function) on the server's loop: thread-safe
         reads of agent, graph and broker state."""
+        return self.submit(fn).result(timeout)
+
+    def submit(self, fn: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        """Start ``fn`` on the server's loop without waiting for it: a Python participant
+        that acts while the Node scenarios run (see ``call``)."""
         assert self._loop is not None
 
         async def wrapper() -> Any:
             result = fn()
             return await result if inspect.isawaitable(result) else result
 
-        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(timeout)
+        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop)
 
     def _main(self) -> None:
         try:

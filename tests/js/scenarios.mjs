@@ -28,6 +28,7 @@ import {
   toolPart,
   until,
   watchToolStates,
+  withTimeout,
 } from './lib/client.mjs';
 
 // -- scenarios ----------------------------------------------------------------------------------
@@ -162,6 +163,38 @@ const scenarios = {
     await intruder.session.cancel(runId);
     await ended(owner.session, runId, 'complete');
     return { runId, text: textOf(owner.session, runId), handle: handle(run), view: snapshot(owner.session), errors: owner.errors };
+  },
+
+  // A Python ClientSession on the channel (test_interop.py's python_cancels) stops the run this
+  // client started, with a reason: its ai-cancel carries this package's x-cancel-* headers,
+  // unknown to the official client, which folds it and the run's end, then sends again.
+  async 'cancelled-by-python'(channel) {
+    const { session, errors, client } = await open('user-1', channel);
+    const cancels = [];
+    await client.channels.get(channel).subscribe('ai-cancel', (m) => cancels.push({ clientId: m.clientId, headers: m.extras?.ai?.transport }));
+    const run = await send(session, 'tell me a story');
+    await post(run, 'hold');
+    const runId = await started(session, run);
+    await until(session, () => textOf(session, runId) === 'one two ', 'two tokens');
+    await ended(session, runId, 'cancelled'); // the Python client cancels it
+    const view = snapshot(session);
+    const next = await send(session, 'still there?');
+    await post(next, 'text');
+    const nextId = await started(session, next);
+    await ended(session, nextId, 'complete');
+    return { runId, handle: handle(run), view, cancels, next: { runId: nextId, text: textOf(session, nextId) }, errors };
+  },
+
+  // The same with useChat showing the run: the remote cancel ends its stream, no error.
+  async 'chat-cancelled-by-python'(channel) {
+    const { session, errors } = await open('user-1', channel);
+    const { chat } = chatFor(session, 'hold');
+    const sending = chat.sendMessage({ text: 'a long one' });
+    await chat.until(() => chat.messages.at(-1)?.role === 'assistant' && textOfMessage(chat.messages.at(-1)) === 'one two ', 'two tokens in useChat');
+    await withTimeout(sending, "useChat's stream to close"); // the Python client cancels the run
+    const runId = await until(session, () => session.view.runs().find((r) => r.status === 'cancelled')?.runId, 'the run cancelled');
+    await chat.until(() => chat.status === 'ready', 'useChat ready');
+    return { runId, chat: chat.report(), view: snapshot(session), errors };
   },
 
   // A server tool call: its input streams into the tool part, then its output arrives, then

@@ -3,7 +3,9 @@
 One broker and one endpoint serve the module; one Node process runs every scenario of
 ``scenarios.mjs`` concurrently (each on its own session channel), and each test asserts on
 its scenario's report: what ``@ably/ai-transport`` 0.8's session and view, the ClientRun
-handle and ai@7's ``Chat`` (what ``useChat`` wraps) show, plus what the agent saw.
+handle and ai@7's ``Chat`` (what ``useChat`` wraps) show, plus what the agent saw, what the
+broker stored and, for the ``*-by-python`` scenarios, what a Python ``ClientSession`` on the
+same channel did and saw while Node ran.
 
 Needs Node >= 22 and tests/js's pinned packages: ``bash scripts/setup_js.sh`` (the test
 command runs it). Missing pieces fail the tests with that hint; nothing is skipped.
@@ -11,11 +13,17 @@ command runs it). Missing pieces fail the tests with that hint; nothing is skipp
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from ably import AblyRealtime
+
+from langgraph_interrupt import ClientSession, RunInfo
+from langgraph_interrupt.channels import AblyChannel
 
 from .harness import InteropServer, report_of, run_scenarios
 from .scenario_agent import HELD, ScenarioAgent
@@ -24,9 +32,12 @@ SCENARIOS = [
     "text", "tool-call", "client-tool", "stop-by-run-id", "stop-before-start",
     "tail-after-cancel", "cancel-then-send", "send-alongside", "cancel-from-second-device",
     "on-cancel-rejected", "agent-error", "agent-raises", "chat-transport", "chat-stop",
-    "chat-unknown-session",
+    "chat-unknown-session", "cancelled-by-python", "chat-cancelled-by-python",
 ]
 FULL_HELD = "".join(HELD)
+#: Scenarios whose run a Python ClientSession (client id PY_CLIENT) cancels while Node runs.
+BY_PYTHON = ["cancelled-by-python", "chat-cancelled-by-python"]
+PY_CLIENT = "voice-1"
 
 
 @dataclass
@@ -34,9 +45,19 @@ class Interop:
     server: InteropServer
     agent: ScenarioAgent
     reports: dict[str, dict[str, Any]]
+    python: dict[str, Future[RunInfo]]
 
     def report(self, name: str) -> dict[str, Any]:
         return report_of(self.reports, name)
+
+    def wire(self, name: str, event: str) -> list[tuple[str | None, dict[str, str]]]:
+        """The ``event`` messages of scenario ``name``'s channel as the broker stored them:
+        (publisher's client id, transport headers), oldest first."""
+        broker = self.server.broker
+        assert broker is not None
+        stored = self.server.call(lambda: broker.history(f"{self.server.prefix}-{name}"))
+        return [(m.get("clientId"), m["extras"]["ai"]["transport"])
+                for m in stored if m.get("name") == event]
 
     def agent_saw(self, name: str) -> list[dict[str, Any]]:
         """What the agent recorded for the runs of scenario ``name`` (read on its loop)."""
@@ -62,9 +83,39 @@ def interop() -> Iterator[Interop]:
     agent = ScenarioAgent()
     server = InteropServer(agent, on_cancel=agent.on_cancel).start()
     try:
-        yield Interop(server, agent, run_scenarios(server, "scenarios.mjs", SCENARIOS))
+        python = {name: server.submit(lambda name=name: python_cancels(server, name))
+                  for name in BY_PYTHON}
+        yield Interop(server, agent, run_scenarios(server, "scenarios.mjs", SCENARIOS), python)
     finally:
         server.stop()
+
+
+async def python_cancels(server: InteropServer, name: str) -> RunInfo:
+    """A Python ClientSession on scenario ``name``'s channel: once the run the JS client
+    started shows two tokens, it cancels the run with reason ``user_speaking``; returns the
+    run as it ended, as this client sees it."""
+    assert server.broker is not None
+    ably = AblyRealtime(**server.broker.python_client_options(client_id=PY_CLIENT))
+    client = ClientSession(AblyChannel(ably, f"{server.prefix}-{name}"))
+
+    def held_run(session: ClientSession) -> RunInfo | None:
+        active = [r for r in session.runs if r.status == "active"]
+        answers = [texts(m) for m in session.messages if m["role"] == "assistant"]
+        return active[0] if len(active) == 1 and answers == ["one two "] else None
+
+    try:
+        async with asyncio.timeout(20):  # reports a hang (the Node scenario failed)
+            await client.connect()
+            run: RunInfo = await client.wait_for(held_run)
+            await client.cancel(run.run_id, reason="user_speaking")
+            return await client.wait_run_ended(run.run_id)
+    finally:
+        await client.close()
+        await ably.close()
+
+
+def texts(message: dict[str, Any]) -> str:
+    return "".join(p["text"] for p in message["parts"] if p["type"] == "text")
 
 
 def roles_and_runs(view: dict[str, Any]) -> list[tuple[str, str | None, str]]:
@@ -286,3 +337,61 @@ def test_use_chat_shows_the_endpoints_refusal_of_an_unknown_session(interop) -> 
     assert report["chat"]["error"]["message"].endswith("returned 404 Not Found")
     assert [p["status"] for p in report["posts"]] == [404]
     assert interop.agent.log.get(f"forbidden:{interop.server.prefix}") is None
+
+
+# -- interruption reasons: this package's x-cancel-* headers and the official client ---------------
+@pytest.mark.parametrize("name", ["stop-by-run-id", "stop-before-start", "chat-stop"])
+def test_a_js_stop_ends_the_run_with_reason_client_request_and_the_js_client_id(
+        interop, name) -> None:
+    report = interop.report(name)  # session.cancel(runId), the send handle's, useChat's stop()
+    run_id = report["runId"]
+
+    assert run_info(report["view"], run_id)["status"] == "cancelled"
+    [(sender, cancel)] = interop.wire(name, "ai-cancel")
+    assert sender == "user-1"
+    assert not [h for h in cancel if h.startswith("x-")]  # the JS client gives no reason
+    [(_, end)] = interop.wire(name, "ai-run-end")
+    assert (end["run-id"], end["run-reason"]) == (run_id, "cancelled")
+    assert (end["x-cancel-reason"], end["x-cancel-by"]) == ("client_request", "user-1")
+
+
+def test_a_python_client_cancels_a_js_clients_run_with_a_reason(interop) -> None:
+    report = interop.report("cancelled-by-python")
+    run_id = report["runId"]
+
+    # The JS client: the run cancelled, the partial answer intact, no error, and it goes on.
+    assert report["handle"]["status"] == "cancelled"
+    assert run_info(report["view"], run_id)["status"] == "cancelled"
+    assert roles_and_runs(report["view"]) == [("user", run_id, "tell me a story"),
+                                              ("assistant", run_id, "one two ")]
+    assert report["view"]["messages"][1]["parts"] == ["step-start", "text"]
+    assert report["errors"] == []
+    assert report["next"]["text"] == "Hello, world!"
+    # It received the Python client's ai-cancel, x- headers and all.
+    [cancel] = report["cancels"]
+    assert (cancel["clientId"], cancel["headers"]["run-id"]) == (PY_CLIENT, run_id)
+    assert cancel["headers"]["x-cancel-reason"] == "user_speaking"
+    assert float(cancel["headers"]["x-cancel-sent-at"]) > 0
+    # The Python client reads the reason and the requester back from the run's end.
+    info = interop.python["cancelled-by-python"].result(10)
+    assert (info.run_id, info.status) == (run_id, "cancelled")
+    assert (info.cancel_reason, info.cancelled_by) == ("user_speaking", PY_CLIENT)
+    ends = [(e["run-id"], e["run-reason"], e.get("x-cancel-reason"), e.get("x-cancel-by"))
+            for _, e in interop.wire("cancelled-by-python", "ai-run-end")]
+    assert ends == [(run_id, "cancelled", "user_speaking", PY_CLIENT),
+                    (report["next"]["runId"], "complete", None, None)]
+    first, _ = interop.agent_saw("cancelled-by-python")
+    assert first["cancel_requests"] == [(PY_CLIENT, True)]
+
+
+def test_use_chat_shows_a_run_a_python_client_cancelled_as_stopped_not_failed(interop) -> None:
+    report = interop.report("chat-cancelled-by-python")
+
+    assert report["chat"] == {"status": "ready", "error": None, "messages": [
+        {"role": "user", "text": "a long one", "parts": ["text"]},
+        {"role": "assistant", "text": "one two ", "parts": ["step-start", "text"]}]}
+    assert run_info(report["view"], report["runId"])["status"] == "cancelled"
+    assert report["errors"] == []
+    info = interop.python["chat-cancelled-by-python"].result(10)
+    assert (info.run_id, info.cancel_reason, info.cancelled_by) == (
+        report["runId"], "user_speaking", PY_CLIENT)
