@@ -2,9 +2,12 @@
 
 Owns: publishing user input the way the JS ``ClientSession`` does (§1.1 of the protocol
 notes: one ``ai-input`` per part in one atomic batch, a fresh ``event-id`` and
-``codec-message-id``, auto-parent), cancels by run id or by send handle (§2.8), and the
-client's view of runs (§3.2) and folded messages. Used by tests, the demo and Python
-front ends; waiting is event-driven (:meth:`ClientSession.wait_for`), never by sleeping.
+``codec-message-id``, auto-parent), cancels by run id, by send handle (§2.8) or by filter
+(all, own, a client id: the earlier JS ``CancelFilter``, expanded here into one ``ai-cancel``
+per run, as the 0.8 wire names runs only), the client's view of runs (§3.2) with the active
+ones by client id (the earlier JS ``getActiveRunIds``), what the client measured of the
+cancels it asked for, and folded messages. Used by tests, the demo and Python front ends;
+waiting is event-driven (:meth:`ClientSession.wait_for`), never by sleeping.
 
 A run's lifecycle and outputs are taken only from its agent (Ably verifies client ids):
 the client ids given as ``agents``, else the identity that published the run's
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -47,6 +52,7 @@ from .._wire import (
     H_RUN_ID,
     H_RUN_REASON,
     H_STREAM,
+    MAX_REASON_LENGTH,
     RUN_END_REASONS,
     ChannelMessage,
     OutboundMessage,
@@ -66,7 +72,13 @@ logger = logging.getLogger("langgraph_interrupt.client")
 @dataclass(frozen=True, slots=True)
 class RunInfo:
     """A run as the client sees it. ``status`` is terminal once ``complete``, ``cancelled``
-    or ``error``; an ``error`` carries ``error_code`` (104008 when the agent gave none)."""
+    or ``error``; an ``error`` carries ``error_code`` (104008 when the agent gave none).
+
+    ``client_id`` is who the run answers (the run-start's ``run-client-id``);
+    ``agent_client_id`` who published the run-start. The two times are this client's
+    monotonic clock (:func:`time.monotonic`), so only differences between them mean
+    anything: see :attr:`cancel_latency`.
+    """
 
     run_id: str
     status: RunStatus
@@ -80,10 +92,30 @@ class RunInfo:
     #: reported them (``None`` from an agent that does not say, such as the JS one).
     cancel_reason: str | None = None
     cancelled_by: str | None = None
+    #: When this client first asked to cancel the run (just before publishing the
+    #: ``ai-cancel``), ``None`` if it never did.
+    cancel_requested_at: float | None = None
+    #: When this client folded the run's ``ai-run-end`` (for a run read from history: when
+    #: :meth:`ClientSession.connect` read it).
+    ended_at: float | None = None
 
     @property
     def ended(self) -> bool:
         return self.status in RUN_END_REASONS
+
+    @property
+    def cancel_latency(self) -> float | None:
+        """Seconds from this client's cancel request to its sight of the run's
+        ``ai-run-end{cancelled}``: what the person who pressed Stop (or spoke) waited.
+
+        ``None`` unless this client asked and the run ended ``cancelled``. It includes the
+        publish, the agent's reaction and the run-end's trip back; the agent's own figure
+        (request to abort, on its clock) is in its logs and ``PipeResult``.
+        """
+        if (self.status != "cancelled" or self.cancel_requested_at is None
+                or self.ended_at is None):
+            return None
+        return self.ended_at - self.cancel_requested_at
 
 
 class SendHandle:
@@ -133,9 +165,10 @@ class SendHandle:
         ``user_clicked_stop``, ...; 1 to 64 printable characters). Without one the agent
         records ``client_request``.
         """
-        await self._session._publish([build_cancel(
+        await self._session._publish_cancels([build_cancel(
             run_id=self._continuation_run_id, input_codec_message_id=self.codec_message_id,
-            reason=reason)])
+            reason=reason)], run_ids=[self._continuation_run_id] if self._continuation_run_id
+            else [], input_id=self.codec_message_id)
 
 
 class ClientSession:
@@ -171,6 +204,10 @@ class ClientSession:
         self._started: dict[str, RunInfo] = {}
         self._resumed_by: dict[str, str] = {}
         self._forgers: set[tuple[str, str | None]] = set()  # (run, sender) logged once
+        # When this client asked to cancel a run it has not seen start (by run id) or the
+        # run an input will trigger (by input); taken at the start; bounded (may never start).
+        self._asked_runs: dict[str, float] = {}
+        self._asked_inputs: dict[str, float] = {}
         self._waiters: list[tuple[Callable[[ClientSession], Any], asyncio.Future[Any]]] = []
         self._buffer: list[ChannelMessage] | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -315,7 +352,100 @@ class ClientSession:
         Raises:
             ValueError: ``reason`` is not 1 to 64 printable characters.
         """
-        await self._publish([build_cancel(run_id=run_id, reason=reason)])
+        await self._publish_cancels([build_cancel(run_id=run_id, reason=reason)],
+                                    run_ids=[run_id])
+
+    async def cancel_runs(self, *, all: bool = False, own: bool = False,
+                          client_id: str | None = None,
+                          where: Callable[[RunInfo], bool] | None = None,
+                          reason: str | None = None) -> list[str]:
+        """Cancel every active run that one filter selects, in one atomic publish.
+
+        The filters are the earlier JS ``CancelFilter`` (``{all}``, ``{own}``, ``{clientId}``;
+        ``{runId}`` is :meth:`cancel`), plus a predicate. Give exactly one:
+
+        Args:
+            all: every active run of the session.
+            own: the runs that answer this client (``RunInfo.client_id`` is its client id).
+            client_id: the runs that answer that client id.
+            where: the runs for which ``where(run)`` is true.
+            reason: as for :meth:`cancel`, sent on every cancel.
+
+        Returns:
+            The run ids it asked to cancel, in the order it saw them start; empty, and
+            nothing published, when no active run matches. Active means status
+            ``active``, as in :meth:`active_runs`: a suspended run is skipped, since no
+            agent runs it and agents ignore cancels for it. A run the agent has not
+            started yet is not known here: cancel it with :meth:`SendHandle.cancel`.
+
+        Raises:
+            ValueError: not exactly one filter; ``own`` on a channel without a client id;
+                ``reason`` is not 1 to 64 printable characters.
+        """
+        if sum((all, own, client_id is not None, where is not None)) != 1:
+            raise InvalidArgumentError(unable_to(
+                "cancel runs", "give exactly one of all, own, client_id and where"))
+        if reason is not None and check_reason_name(reason) is None:
+            raise InvalidArgumentError(unable_to(
+                "cancel runs", f"a cancel reason is 1 to {MAX_REASON_LENGTH} printable "
+                f"characters, got {reason!r:.80}"))
+        if own:
+            client_id = self.channel.client_id
+            if not client_id or client_id == "*":
+                raise InvalidArgumentError(unable_to(
+                    "cancel own runs", "this channel has no client id to own runs by"))
+        select = where if where is not None else (
+            (lambda run: True) if all else (lambda run: run.client_id == client_id))
+        run_ids = [run.run_id for run in self._runs.values()
+                   if run.status == "active" and select(run)]
+        await self._cancel_many(run_ids, reason=reason)
+        return run_ids
+
+    async def _cancel_many(self, run_ids: Sequence[str], *, reason: str | None) -> None:
+        """Cancel the runs ``run_ids`` in one atomic publish (nothing when empty)."""
+        if not run_ids:
+            return
+        stamp = time.time() * 1000  # one send time for the batch
+        await self._publish_cancels(
+            [build_cancel(run_id=run_id, reason=reason, sent_at=stamp) for run_id in run_ids],
+            run_ids=run_ids)
+
+    def active_runs(self, *, include_suspended: bool = False) -> dict[str | None, set[str]]:
+        """The active runs by the client id they answer: ``{client_id: {run_id, ...}}``.
+
+        The earlier JS ``useActiveRuns`` hook and ``getActiveRunIds``, as a snapshot (watch
+        for changes with :meth:`on_message` or :meth:`wait_for`). Active: started or
+        resumed, and neither ended nor suspended. The JS map also counted suspended runs
+        (a run waiting for the user's tool result is live); ``include_suspended=True``
+        gives that map. Runs whose start named no client id are under ``None``.
+        """
+        active: dict[str | None, set[str]] = {}
+        for run in self._runs.values():
+            if run.status == "active" or (include_suspended and run.status == "suspended"):
+                active.setdefault(run.client_id, set()).add(run.run_id)
+        return active
+
+    async def _publish_cancels(self, messages: list[OutboundMessage], *,
+                               run_ids: Sequence[str], input_id: str | None = None) -> None:
+        """Publish cancels and note, once published, when this client asked (for
+        :attr:`RunInfo.cancel_latency`). The time is taken before the publish, so a run-end
+        that beat the publish's answer still counts; the first request for a run is kept.
+        A suspended run is not noted: agents ignore cancels for it."""
+        asked = time.monotonic()
+        await self._publish(messages)
+        if input_id is not None:
+            started = self._by_input.get(input_id)
+            if started is None:
+                _note(self._asked_inputs, input_id, asked)
+            else:
+                run_ids = [*run_ids, started]
+        for run_id in run_ids:
+            run = self._runs.get(run_id)
+            if run is None:
+                _note(self._asked_runs, run_id, asked)
+            elif run.cancel_requested_at is None and (
+                    run.status == "active" or (run.ended_at or -math.inf) >= asked):
+                self._runs[run_id] = replace(run, cancel_requested_at=asked)
 
     async def _publish(self, messages: list[OutboundMessage]) -> list[str]:
         if self._closed:
@@ -418,8 +548,14 @@ class ClientSession:
         input_id = h.get(H_INPUT_CODEC_MESSAGE_ID)
         if name in (EVENT_RUN_START, EVENT_RUN_RESUME):
             sender = message.client_id if isinstance(message.client_id, str) else None
+            asked = self._asked_runs.pop(run_id, None)
+            if input_id:
+                asked = self._asked_inputs.pop(input_id, asked)
+            if current is not None and current.status == "active":
+                asked = current.cancel_requested_at  # a repeated start changes nothing
             info = RunInfo(run_id, "active", invocation, input_id, h.get(H_RUN_CLIENT_ID) or None,
-                           agent_client_id=current.agent_client_id if current else sender)
+                           agent_client_id=current.agent_client_id if current else sender,
+                           cancel_requested_at=asked)
             self._runs[run_id] = info
             if invocation:
                 self._resumed_by[run_id] = invocation
@@ -447,7 +583,8 @@ class ClientSession:
                 cancelled_by = h.get(H_CANCEL_BY) if cancel_reason else None
             self._runs[run_id] = replace(current, status=reason,  # type: ignore[arg-type]
                                          error_code=code, error_message=message_text,
-                                         cancel_reason=cancel_reason, cancelled_by=cancelled_by)
+                                         cancel_reason=cancel_reason, cancelled_by=cancelled_by,
+                                         ended_at=time.monotonic())
 
     # -- who may speak for a run ------------------------------------------------------------------
     def _from_agent(self, message: ChannelMessage) -> bool:
@@ -473,3 +610,14 @@ class ClientSession:
                            message.name or "an append", run.run_id, sender,
                            run.agent_client_id)
         return False
+
+
+_ASKED_LIMIT = 1000  # pending cancel times kept per table (runs that never start)
+
+
+def _note(table: dict[str, float], key: str, asked: float) -> None:
+    """Keep the first request time for ``key`` (bounded: the oldest go first)."""
+    if key not in table:
+        table[key] = asked
+        if len(table) > _ASKED_LIMIT:
+            del table[next(iter(table))]
