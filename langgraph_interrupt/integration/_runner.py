@@ -3,7 +3,9 @@
 Owns: :func:`run_graph` and :class:`GraphOutcome`. Completed → ``ai-run-end{complete}``;
 ``interrupt()`` → ``ai-run-suspend`` (a continuation resumes it with ``Command(resume=...)``
 and ``ai-run-resume``); an exception → ``ai-run-end{error}`` with code and message; a cancel
-→ ``ai-run-end{cancelled}``, after the checkpoint is repaired (:mod:`._repair`).
+→ ``ai-run-end{cancelled}``, after the checkpoint is repaired (:mod:`._repair`), or rolled
+back to the run's start when a newer input interrupted it under the ``rollback`` multitask
+strategy (:mod:`._rollback`).
 
 Cancel modes. ``immediate``: stop now — LangGraph is asked to drain (so nodes polling
 ``drain_requested`` stop too) and the graph task is cancelled at once, except that a running
@@ -34,6 +36,7 @@ from ..transport import Run
 from ._handler import RunCallbackHandler
 from ._messages import load_conversation, to_langchain
 from ._repair import RepairReport, repair_thread
+from ._rollback import rollback_thread, thread_head
 from ._signal import RunScope, bind_abort_signal
 
 __all__ = ["AUTO", "CancelMode", "GraphOutcome", "run_graph"]
@@ -62,6 +65,7 @@ class GraphOutcome:
     interrupts: tuple[Any, ...] = ()
     repair: RepairReport | None = None
     drained: bool = False  # a drain-mode cancel stopped at a step boundary
+    rolled_back: bool = False  # the run's writes were discarded (``rollback`` strategy)
 
 
 async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
@@ -93,8 +97,10 @@ async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
     handler = RunCallbackHandler(run, stop_on_cancel=False, scope=scope)
     cfg = _config(graph, run, config, handler)
     try:
+        before = await thread_head(graph, cfg)  # what a rollback returns the thread to
         if input is AUTO:
-            input = await _auto_input(graph, run, cfg, handler, messages_key, tool_node)
+            input = await _auto_input(graph, run, cfg, handler, messages_key, tool_node,
+                                      before)
     except Exception as exc:
         logger.exception("run %s: could not build the graph input", run.run_id)
         await run.end("error", error=exc)
@@ -119,7 +125,7 @@ async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
         run.cancel(CancelReason("shutdown", "the task running the graph was cancelled"))
         await _stop(task, control, scope, run.signal.reason, "immediate", 0)
         await _finish_cancelled(graph, run, cfg, handler, scope, messages_key, tool_node,
-                                _input_messages(input, messages_key))
+                                _input_messages(input, messages_key), before)
         raise
     finally:
         aborted.cancel()
@@ -130,9 +136,11 @@ async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
         if not run.cancelled:  # cancelled by something else than the run's signal
             run.cancel(CancelReason("error", "the graph was cancelled"))
         repair = await _finish_cancelled(graph, run, cfg, handler, scope, messages_key,
-                                         tool_node, _input_messages(input, messages_key))
-        return GraphOutcome("cancelled", cancel_reason=run.signal.reason, repair=repair,
-                            drained=isinstance(error, GraphDrained))
+                                         tool_node, _input_messages(input, messages_key),
+                                         before)
+        return GraphOutcome("cancelled", cancel_reason=run.signal.reason,
+                            repair=repair or None, drained=isinstance(error, GraphDrained),
+                            rolled_back=repair is False)
     if error is not None:
         logger.info("run %s: graph raised %r", run.run_id, error)
         await run.end("error", error=error)
@@ -165,10 +173,20 @@ async def _stop(task: asyncio.Future[None], control: RunControl, scope: RunScope
 
 async def _finish_cancelled(graph: Any, run: Run, cfg: RunnableConfig,
                             handler: RunCallbackHandler, scope: RunScope, messages_key: str,
-                            tool_node: str | None, inputs: list[Any]) -> RepairReport | None:
-    """Flush what was generated, repair the checkpoint, then end the run ``cancelled``:
-    the thread is valid before anyone can see the run ended."""
+                            tool_node: str | None, inputs: list[Any],
+                            before: Any) -> RepairReport | Literal[False] | None:
+    """Flush what was generated, repair the checkpoint (or roll it back: ``False``), then
+    end the run ``cancelled``: the thread is valid before anyone can see the run ended."""
     await handler.flush()
+    if run.rollback and before is not None:
+        try:
+            await asyncio.shield(rollback_thread(graph, cfg, before))
+        except Exception:
+            logger.exception("run %s: rollback failed; repairing the thread instead",
+                             run.run_id)
+        else:
+            await run.end("cancelled")
+            return False
     repair: RepairReport | None = None
     try:
         repair = await asyncio.shield(repair_thread(
@@ -210,15 +228,14 @@ def _config(graph: Any, run: Run, config: RunnableConfig | None,
 
 
 async def _auto_input(graph: Any, run: Run, cfg: RunnableConfig, handler: RunCallbackHandler,
-                      messages_key: str, tool_node: str | None) -> Any:
+                      messages_key: str, tool_node: str | None, state: Any) -> Any:
     trigger = run.trigger
     assert trigger is not None
     entries, raw = await load_conversation(run.channel)
     payload = _trigger_payload(raw, trigger.event_id)
     has_checkpointer = getattr(graph, "checkpointer", None) is not None
     pending: tuple[Any, ...] = ()
-    if has_checkpointer:
-        state = await graph.aget_state(cfg)
+    if state is not None:
         pending = tuple(getattr(state, "interrupts", ()) or ())
     names = _tool_names(entries)
     for call_id in _client_results(raw, trigger.event_id, trigger.run_id):
