@@ -40,8 +40,10 @@ from .channels import WireRecord as WireRecord
 from .codec import UIMessageDecoder as UIMessageDecoder
 from .codec import UIMessageEncoder as UIMessageEncoder
 from .transport import AgentSession as AgentSession
+from .transport import BargeIn as BargeIn
 from .transport import CancelRequest as CancelRequest
 from .transport import ClientSession as ClientSession
+from .transport import Interruption as Interruption
 from .transport import PipeResult as PipeResult
 from .transport import Run as Run
 from .transport import RunInfo as RunInfo
@@ -91,6 +93,7 @@ __all__ = [
     "AbortSignal",
     "AgentRequest",
     "AgentSession",
+    "BargeIn",
     "CancelMode",
     "CancelReason",
     "CancelRequest",
@@ -109,6 +112,7 @@ __all__ = [
     "InMemoryBroker",
     "InMemoryChannel",
     "InputEventNotFoundError",
+    "Interruption",
     "InvalidArgumentError",
     "InvalidInvocationError",
     "Invocation",

@@ -11,11 +11,12 @@ PACKAGE = Path(langgraph_interrupt.__file__).parent
 
 PUBLIC = [
     "AITransportError", "AblyChannel", "AbortController", "AbortSignal", "AgentRequest",
-    "AgentSession", "CancelMode", "CancelReason", "CancelRequest", "CancelSource",
+    "AgentSession", "BargeIn", "CancelMode", "CancelReason", "CancelRequest", "CancelSource",
     "CancellableToolNode", "Channel", "ChannelContinuityLostError", "ChannelError",
     "ChannelMessage", "ClientSession", "EncoderRecoveryFailedError", "ErrorCode", "GraphOutcome",
     "HistoryFetchFailedError", "HistoryPage", "InMemoryBroker", "InMemoryChannel",
-    "InputEventNotFoundError", "InvalidArgumentError", "InvalidInvocationError", "Invocation",
+    "InputEventNotFoundError", "Interruption", "InvalidArgumentError", "InvalidInvocationError",
+    "Invocation",
     "MutableMessagesDisabledError", "OperationCancelledError", "OutboundMessage", "PipeResult",
     "Run", "RunCallbackHandler", "RunCancelled", "RunCancelledError", "RunInfo",
     "RunLifecycleError", "SendHandle", "SessionClosedError", "StreamError", "UIMessageDecoder",
