@@ -41,9 +41,9 @@ from .codec import UIMessageDecoder as UIMessageDecoder
 from .codec import UIMessageEncoder as UIMessageEncoder
 from .transport import AgentSession as AgentSession
 from .transport import BargeIn as BargeIn
+from .transport import BargeInCancel as BargeInCancel
 from .transport import CancelRequest as CancelRequest
 from .transport import ClientSession as ClientSession
-from .transport import Interruption as Interruption
 from .transport import PipeResult as PipeResult
 from .transport import Run as Run
 from .transport import RunInfo as RunInfo
@@ -94,6 +94,7 @@ __all__ = [
     "AgentRequest",
     "AgentSession",
     "BargeIn",
+    "BargeInCancel",
     "CancelMode",
     "CancelReason",
     "CancelRequest",
@@ -112,7 +113,6 @@ __all__ = [
     "InMemoryBroker",
     "InMemoryChannel",
     "InputEventNotFoundError",
-    "Interruption",
     "InvalidArgumentError",
     "InvalidInvocationError",
     "Invocation",

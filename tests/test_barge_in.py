@@ -17,9 +17,9 @@ import pytest
 from langgraph_interrupt import (
     AgentSession,
     BargeIn,
+    BargeInCancel,
     ClientSession,
     InMemoryBroker,
-    Interruption,
     InvalidArgumentError,
     PipeResult,
     Run,
@@ -84,19 +84,19 @@ def manual() -> ManualTime:
 
 
 @pytest.fixture
-def interrupts() -> asyncio.Queue[Interruption]:
+def interrupts() -> asyncio.Queue[BargeInCancel]:
     return asyncio.Queue()
 
 
 @pytest.fixture
 async def barge_in(client: ClientSession, manual: ManualTime,
-                   interrupts: asyncio.Queue[Interruption]) -> AsyncIterator[BargeIn]:
+                   interrupts: asyncio.Queue[BargeInCancel]) -> AsyncIterator[BargeIn]:
     async with _barge_in(client, manual, interrupts) as helper:
         yield helper
 
 
 def _barge_in(client: ClientSession, manual: ManualTime,
-              interrupts: asyncio.Queue[Interruption], **kwargs: Any) -> BargeIn:
+              interrupts: asyncio.Queue[BargeInCancel], **kwargs: Any) -> BargeIn:
     return BargeIn(client, clock=manual.clock, sleep=manual.sleep,
                    on_interrupt=interrupts.put_nowait, **kwargs)
 
@@ -113,7 +113,7 @@ def _cancels(broker: InMemoryBroker) -> list[dict[str, str]]:
 
 async def test_speech_that_lasts_min_duration_cancels_every_active_run_with_user_speaking(
         broker: InMemoryBroker, client: ClientSession, agent: AgentSession, barge_in: BargeIn,
-        manual: ManualTime, interrupts: asyncio.Queue[Interruption]) -> None:
+        manual: ManualTime, interrupts: asyncio.Queue[BargeInCancel]) -> None:
     other = ClientSession(broker.channel(SESSION, client_id="user-two"))
     await other.connect()
     started = [await start_streaming(client, agent), await start_streaming(other, agent)]
@@ -139,7 +139,7 @@ async def test_speech_that_lasts_min_duration_cancels_every_active_run_with_user
 
 async def test_speech_that_stops_before_min_duration_is_withdrawn(
         broker: InMemoryBroker, client: ClientSession, agent: AgentSession, barge_in: BargeIn,
-        manual: ManualTime, interrupts: asyncio.Queue[Interruption]) -> None:
+        manual: ManualTime, interrupts: asyncio.Queue[BargeInCancel]) -> None:
     run, stream, task = await start_streaming(client, agent)
     await _seen(client, run)
     barge_in.speech_started()
@@ -155,7 +155,7 @@ async def test_speech_that_stops_before_min_duration_is_withdrawn(
 
 async def test_repeated_calls_change_nothing_and_the_timer_is_not_restarted(
         client: ClientSession, agent: AgentSession, barge_in: BargeIn, manual: ManualTime,
-        interrupts: asyncio.Queue[Interruption]) -> None:
+        interrupts: asyncio.Queue[BargeInCancel]) -> None:
     barge_in.speech_stopped()  # before anything: nothing to withdraw
     run, _, task = await start_streaming(client, agent)
     await _seen(client, run)
@@ -179,7 +179,7 @@ async def test_repeated_calls_change_nothing_and_the_timer_is_not_restarted(
 
 async def test_nothing_is_sent_when_no_run_is_active(
         broker: InMemoryBroker, client: ClientSession, barge_in: BargeIn, manual: ManualTime,
-        interrupts: asyncio.Queue[Interruption]) -> None:
+        interrupts: asyncio.Queue[BargeInCancel]) -> None:
     barge_in.speech_started()
     await manual.armed()
     await manual.advance(0.5)
@@ -197,7 +197,7 @@ async def _drive(run: Run, stream: ScriptedStream) -> PipeResult:
 
 async def test_a_run_that_starts_while_the_user_keeps_speaking_is_cancelled_too(
         client: ClientSession, agent: AgentSession, barge_in: BargeIn, manual: ManualTime,
-        interrupts: asyncio.Queue[Interruption]) -> None:
+        interrupts: asyncio.Queue[BargeInCancel]) -> None:
     barge_in.speech_started()
     await manual.armed()
     await manual.advance(0.5)
@@ -219,7 +219,7 @@ async def test_a_run_that_starts_while_the_user_keeps_speaking_is_cancelled_too(
 
 async def test_with_min_words_0_a_transcript_fires_at_once(
         client: ClientSession, agent: AgentSession, barge_in: BargeIn, manual: ManualTime,
-        interrupts: asyncio.Queue[Interruption]) -> None:
+        interrupts: asyncio.Queue[BargeInCancel]) -> None:
     run, _, task = await start_streaming(client, agent)
     await _seen(client, run)
     barge_in.transcript("")  # an empty interim is no evidence of speech
@@ -235,7 +235,7 @@ async def test_with_min_words_0_a_transcript_fires_at_once(
 
 async def test_min_words_gates_the_duration_and_enough_words_fire_before_it(
         broker: InMemoryBroker, client: ClientSession, agent: AgentSession,
-        manual: ManualTime, interrupts: asyncio.Queue[Interruption]) -> None:
+        manual: ManualTime, interrupts: asyncio.Queue[BargeInCancel]) -> None:
     run, _, task = await start_streaming(client, agent)
     await _seen(client, run)
     async with _barge_in(client, manual, interrupts, min_words=3) as barge_in:
@@ -254,7 +254,7 @@ async def test_min_words_gates_the_duration_and_enough_words_fire_before_it(
 
 async def test_a_late_transcript_counts_for_its_utterance_and_the_next_one_starts_afresh(
         client: ClientSession, agent: AgentSession, manual: ManualTime,
-        interrupts: asyncio.Queue[Interruption]) -> None:
+        interrupts: asyncio.Queue[BargeInCancel]) -> None:
     first, _, first_task = await start_streaming(client, agent)
     await _seen(client, first)
     async with _barge_in(client, manual, interrupts, min_words=2) as barge_in:
@@ -278,7 +278,7 @@ async def test_a_late_transcript_counts_for_its_utterance_and_the_next_one_start
 
 async def test_targets_choose_which_active_runs_are_cancelled(
         broker: InMemoryBroker, client: ClientSession, agent: AgentSession,
-        manual: ManualTime, interrupts: asyncio.Queue[Interruption]) -> None:
+        manual: ManualTime, interrupts: asyncio.Queue[BargeInCancel]) -> None:
     other = ClientSession(broker.channel(SESSION, client_id="user-two"))
     await other.connect()
     mine, _, my_task = await start_streaming(client, agent)
@@ -302,7 +302,7 @@ async def test_on_interrupt_may_be_async_and_what_it_raises_is_logged(
     await _seen(client, run)
     called = asyncio.Event()
 
-    async def stop_playback(interruption: Interruption) -> None:
+    async def stop_playback(interruption: BargeInCancel) -> None:
         called.set()
         raise RuntimeError("the speaker is gone")
 
@@ -317,7 +317,7 @@ async def test_on_interrupt_may_be_async_and_what_it_raises_is_logged(
 
 async def test_a_cancel_that_cannot_be_sent_is_an_interruption_with_its_error(
         client: ClientSession, agent: AgentSession, manual: ManualTime,
-        interrupts: asyncio.Queue[Interruption]) -> None:
+        interrupts: asyncio.Queue[BargeInCancel]) -> None:
     run, stream, task = await start_streaming(client, agent)
     await _seen(client, run)
     await client.close()
@@ -332,7 +332,7 @@ async def test_a_cancel_that_cannot_be_sent_is_an_interruption_with_its_error(
 
 async def test_aclose_withdraws_an_armed_interruption_and_later_calls_do_nothing(
         broker: InMemoryBroker, client: ClientSession, agent: AgentSession, barge_in: BargeIn,
-        manual: ManualTime, interrupts: asyncio.Queue[Interruption]) -> None:
+        manual: ManualTime, interrupts: asyncio.Queue[BargeInCancel]) -> None:
     run, stream, task = await start_streaming(client, agent)
     await _seen(client, run)
     barge_in.speech_started()

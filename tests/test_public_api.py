@@ -11,12 +11,11 @@ PACKAGE = Path(langgraph_interrupt.__file__).parent
 
 PUBLIC = [
     "AITransportError", "AblyChannel", "AbortController", "AbortSignal", "AgentRequest",
-    "AgentSession", "BargeIn", "CancelMode", "CancelReason", "CancelRequest", "CancelSource",
-    "CancellableToolNode", "Channel", "ChannelContinuityLostError", "ChannelError",
-    "ChannelMessage", "ClientSession", "EncoderRecoveryFailedError", "ErrorCode", "GraphOutcome",
-    "HistoryFetchFailedError", "HistoryPage", "InMemoryBroker", "InMemoryChannel",
-    "InputEventNotFoundError", "Interruption", "InvalidArgumentError", "InvalidInvocationError",
-    "Invocation",
+    "AgentSession", "BargeIn", "BargeInCancel", "CancelMode", "CancelReason", "CancelRequest",
+    "CancelSource", "CancellableToolNode", "Channel", "ChannelContinuityLostError",
+    "ChannelError", "ChannelMessage", "ClientSession", "EncoderRecoveryFailedError", "ErrorCode",
+    "GraphOutcome", "HistoryFetchFailedError", "HistoryPage", "InMemoryBroker", "InMemoryChannel",
+    "InputEventNotFoundError", "InvalidArgumentError", "InvalidInvocationError", "Invocation",
     "MutableMessagesDisabledError", "OperationCancelledError", "OutboundMessage", "PipeResult",
     "Run", "RunCallbackHandler", "RunCancelled", "RunCancelledError", "RunInfo",
     "RunLifecycleError", "SendHandle", "SessionClosedError", "StreamError", "UIMessageDecoder",

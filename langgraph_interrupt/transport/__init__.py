@@ -1,7 +1,7 @@
 """Transport: agent sessions and runs (with cancel routing), the Python client session, and
 its barge-in helper."""
 
-from ._barge_in import BargeIn, Interruption
+from ._barge_in import BargeIn, BargeInCancel
 from ._client import ClientSession, RunInfo, SendHandle
 from ._run import OnCancelled, Run, RunState
 from ._session import AgentSession, CancelRequest, OnCancel
@@ -10,9 +10,9 @@ from ._source import PipeResult
 __all__ = [
     "AgentSession",
     "BargeIn",
+    "BargeInCancel",
     "CancelRequest",
     "ClientSession",
-    "Interruption",
     "OnCancel",
     "OnCancelled",
     "PipeResult",

@@ -34,7 +34,7 @@ from .._errors import InvalidArgumentError, unable_to
 from .._wire import EVENT_RUN_RESUME, EVENT_RUN_START, ChannelMessage, check_reason_name
 from ._client import ClientSession, RunInfo
 
-__all__ = ["BargeIn", "Interruption"]
+__all__ = ["BargeIn", "BargeInCancel"]
 
 logger = logging.getLogger("langgraph_interrupt.client")
 
@@ -44,7 +44,7 @@ Trigger = Literal["duration", "transcript", "run_started"]
 
 
 @dataclass(frozen=True, slots=True)
-class Interruption:
+class BargeInCancel:
     """One batch of cancels a :class:`BargeIn` sent, as ``on_interrupt`` receives it.
 
     ``speech_started_at`` and ``sent_at`` are the helper's ``clock`` (monotonic seconds):
@@ -86,7 +86,7 @@ class BargeIn:
         reason: the reason name sent on the cancels (``x-cancel-reason``).
         targets: which active runs to cancel; default every active run of the session.
             ``lambda run: run.client_id == me`` keeps to the runs that answer this user.
-        on_interrupt: called with each :class:`Interruption`, after the cancels are
+        on_interrupt: called with each :class:`BargeInCancel`, after the cancels are
             published; may be async. Nothing is called when there was nothing to cancel.
         clock / sleep: the time source and the timer (``time.monotonic``,
             ``asyncio.sleep``); tests pass fakes.
@@ -107,7 +107,7 @@ class BargeIn:
     def __init__(self, session: ClientSession, *, min_duration: float = 0.5,
                  min_words: int = 0, reason: str = "user_speaking",
                  targets: Callable[[RunInfo], bool] | None = None,
-                 on_interrupt: Callable[[Interruption], object] | None = None,
+                 on_interrupt: Callable[[BargeInCancel], object] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         if not (math.isfinite(min_duration) and min_duration >= 0):
@@ -273,7 +273,7 @@ class BargeIn:
         except Exception as exc:
             error = exc
             logger.warning("barge-in could not cancel %s: %r", ", ".join(run_ids), exc)
-        interruption = Interruption(run_ids, self.reason, trigger, started_at, self._clock(),
+        interruption = BargeInCancel(run_ids, self.reason, trigger, started_at, self._clock(),
                                     error)
         if self._on_interrupt is None:
             return
