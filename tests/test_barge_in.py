@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -354,3 +358,16 @@ async def test_unusable_settings_are_refused(client: ClientSession,
                                              kwargs: dict[str, Any]) -> None:
     with pytest.raises(InvalidArgumentError):
         BargeIn(client, **kwargs)
+
+
+def test_the_documented_example_runs_as_documented(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "barge-in-client.md").read_text()
+    code = re.search(r"## Python: `BargeIn`\n\n```python\n(.*?)```", doc, re.S)
+    assert code is not None, "docs/barge-in-client.md has a Python example"
+    script = tmp_path / "barge_in_example.py"
+    script.write_text(code.group(1))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.splitlines()
+    assert len(out) == 2, out  # one interruption
+    assert re.fullmatch(r"interrupted 1 run after 0\.[5-9] s \(duration\)", out[0]), out
+    assert re.fullmatch(r"cancelled user_speaking \d+\.\d ms", out[1]), out

@@ -7,12 +7,13 @@ it hold, and the helper cancels the session's active runs it targets, with the r
 ``user_speaking``. While it holds and the user is still speaking, a run that starts is
 cancelled too (the agent began its reply late, or to an earlier input).
 
-The rules are LiveKit Agents' interruption rules (``min_interruption_duration`` 0.5 s,
-``min_interruption_words`` 0), moved to the client: an interruption needs ``min_duration``
-of continuous speech or a transcript with words in it, and with ``min_words`` set, at least
+The rules are LiveKit Agents' interruption rules (``interruption.min_duration`` 0.5 s and
+``interruption.min_words`` 0, formerly ``min_interruption_duration`` and
+``min_interruption_words``), moved to the client: an interruption needs ``min_duration`` of
+continuous speech or a transcript with words in it, and with ``min_words`` set, at least
 that many transcribed words either way. Does not own audio: stopping local playback is the
-application's, in ``on_interrupt``; nor the cancel itself, which is
-:meth:`ClientSession.cancel_runs`'s (one atomic publish).
+application's, in ``on_interrupt``; nor the publishing, which is the session's (one
+atomic publish, as for :meth:`ClientSession.cancel_runs`).
 
 Not thread-safe: call it from the event loop's thread (from an audio thread, through
 ``loop.call_soon_threadsafe``). Time is injectable (``clock``, ``sleep``), so tests drive

@@ -109,8 +109,8 @@ class RunInfo:
         ``ai-run-end{cancelled}``: what the person who pressed Stop (or spoke) waited.
 
         ``None`` unless this client asked and the run ended ``cancelled``. It includes the
-        publish, the agent's reaction and the run-end's trip back; the agent's own figure
-        (request to abort, on its clock) is in its logs and ``PipeResult``.
+        publish, the agent's reaction and the run-end's trip back, all on this client's
+        clock: it needs no agreement between the client's and the agent's clocks.
         """
         if (self.status != "cancelled" or self.cancel_requested_at is None
                 or self.ended_at is None):
