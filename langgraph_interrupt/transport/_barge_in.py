@@ -98,7 +98,7 @@ class BargeIn:
 
     Example::
 
-        async with BargeIn(client, on_interrupt=lambda i: player.stop()) as barge_in:
+        async with BargeIn(client, on_interrupt=lambda cancel: player.stop()) as barge_in:
             vad.on_start(barge_in.speech_started)
             vad.on_end(barge_in.speech_stopped)
             stt.on_text(lambda text, final: barge_in.transcript(text, final=final))
@@ -157,13 +157,14 @@ class BargeIn:
         """The VAD heard speech begin: arm the interruption (a new utterance)."""
         if self._closed or self._speaking:
             return
+        loop = asyncio.get_running_loop()  # outside the loop: raise before changing state
         self._begin()
         self._speaking = True
         if self.min_duration == 0:
             self._elapsed = True
             self._evaluate("duration")
         else:
-            self._timer = asyncio.get_running_loop().create_task(self._wait(self._utterance))
+            self._timer = loop.create_task(self._wait(self._utterance))
 
     def speech_stopped(self) -> None:
         """The VAD heard speech end: withdraw the interruption unless it already holds.
