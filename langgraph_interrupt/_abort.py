@@ -48,12 +48,16 @@ class CancelReason:
             characters). Default by source: ``client`` → ``client_request``, ``user`` →
             ``interrupted``, ``input`` → ``new_input``, otherwise the source itself. It
             is what the requester said: never use it to authorise anything.
+        drain: let the current step finish before stopping (an ``on_cancel`` hook
+            answered ``"drain"``): ``run_graph`` stops at the next step boundary,
+            ``pipe()`` lets its source finish, the callback handler stops at the next node.
     """
 
     source: CancelSource = "user"
     message: str | None = None
     requester: str | None = None
     name: str = ""
+    drain: bool = False
 
     def __post_init__(self) -> None:
         if not self.name:

@@ -95,6 +95,8 @@ class RunCallbackHandler(AsyncCallbackHandler):
         self._writing = asyncio.Lock()
         self._wake_pending = False
         self.dropped = 0  #: chunks refused because they arrived after the run ended
+        self._drain_step: int | None = None  # the LangGraph step running when cancelled
+        run.signal.add_callback(self._on_cancel)
         run.add_finalizer(self._finalize)
         trigger = run.trigger
         if trigger is not None and trigger.tool_call_id and trigger.kind in (
@@ -114,13 +116,15 @@ class RunCallbackHandler(AsyncCallbackHandler):
     def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[Any]], *,  # type: ignore[override]
                             run_id: UUID, metadata: dict[str, Any] | None = None,
                             **kwargs: Any) -> None:
-        self._stop_if_cancelled()
+        self._stop_if_cancelled(boundary=True)
+        self.run.progress.model_calls += 1
         self._emit(self.translator.llm_start, run_id, metadata)
 
     def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], *,  # type: ignore[override]
                      run_id: UUID, metadata: dict[str, Any] | None = None,
                      **kwargs: Any) -> None:
-        self._stop_if_cancelled()
+        self._stop_if_cancelled(boundary=True)
+        self.run.progress.model_calls += 1
         self._emit(self.translator.llm_start, run_id, metadata)
 
     def on_llm_new_token(self, token: str, *, run_id: UUID, chunk: Any = None,  # type: ignore[override]
@@ -130,14 +134,16 @@ class RunCallbackHandler(AsyncCallbackHandler):
         self._emit(self.translator.llm_token, run_id, token, message)
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:  # type: ignore[override]
+        self._model_done()
         self._emit(self.translator.llm_end, run_id, _final_message(response))
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:  # type: ignore[override]
+        self._model_done()
         self._emit(self.translator.llm_end, run_id, None)
 
     def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: UUID,  # type: ignore[override]
                       inputs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self._stop_if_cancelled()
+        self._stop_if_cancelled(boundary=True)
         name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
         self._emit(self.translator.tool_start, run_id, name, kwargs.get("tool_call_id"),
                    inputs if inputs is not None else input_str)
@@ -149,8 +155,16 @@ class RunCallbackHandler(AsyncCallbackHandler):
         self._emit(self.translator.tool_error, run_id, error)
 
     def on_chain_start(self, serialized: dict[str, Any], inputs: Any, *, run_id: UUID,  # type: ignore[override]
-                       **kwargs: Any) -> None:
-        self._stop_if_cancelled()
+                       metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        step = None
+        if metadata:  # inside a LangGraph node: which one, for on_cancel decisions
+            node = metadata.get("langgraph_node")
+            step = metadata.get("langgraph_step")
+            if isinstance(node, str):
+                progress = self.run.progress
+                progress.node = node
+                progress.step = step if isinstance(step, int) else None
+        self._stop_if_cancelled(boundary=True, step=step if isinstance(step, int) else None)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:  # type: ignore[override]
         if kwargs.get("parent_run_id") is not None:  # a node: it may carry ToolMessages
@@ -186,11 +200,29 @@ class RunCallbackHandler(AsyncCallbackHandler):
         return None
 
     # -- queueing --------------------------------------------------------------------------
-    def _stop_if_cancelled(self) -> None:
-        if self.stop_on_cancel and self.run.cancelled and not self._closed:
-            reason = self.run.signal.reason
-            assert reason is not None
-            raise RunCancelledError(reason)
+    def _on_cancel(self, reason: Any) -> None:
+        self._drain_step = self.run.progress.step
+
+    def _model_done(self) -> None:
+        progress = self.run.progress
+        if progress.model_calls > 0:
+            progress.model_calls -= 1
+
+    def _stop_if_cancelled(self, *, boundary: bool = False, step: int | None = None) -> None:
+        """Raise :class:`RunCancelledError` once the run is cancelled. A ``drain`` cancel
+        (``on_cancel`` answered "drain") lets the current step finish: it raises only at
+        the start of a later LangGraph step, or outside a graph at the next model, tool
+        or chain start, never at a token."""
+        if not (self.stop_on_cancel and self.run.cancelled and not self._closed):
+            return
+        reason = self.run.signal.reason
+        assert reason is not None
+        if reason.drain:
+            if not boundary:
+                return
+            if step is not None and self._drain_step is not None and step <= self._drain_step:
+                return  # still the step that was running when the cancel came
+        raise RunCancelledError(reason)
 
     def _emit(self, translate: Any, *args: Any) -> None:
         with self._lock:

@@ -120,7 +120,10 @@ async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
     try:
         await asyncio.wait({task, aborted}, return_when=asyncio.FIRST_COMPLETED)
         if not task.done():
-            await _stop(task, control, scope, run.signal.reason, cancel_mode, drain_grace)
+            reason = run.signal.reason
+            mode: CancelMode = "drain" if reason is not None and reason.drain else cancel_mode
+            await _stop(task, control, scope, reason, mode, drain_grace)
+            run.note_stopped()
     except asyncio.CancelledError:  # the task running us: shutdown, the run ends cancelled
         run.cancel(CancelReason("shutdown", "the task running the graph was cancelled"))
         await _stop(task, control, scope, run.signal.reason, "immediate", 0)

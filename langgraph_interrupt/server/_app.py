@@ -121,7 +121,8 @@ class AgentEndpoint:
                  session_idle_timeout: float | None = 300.0,
                  session_options: Mapping[str, Any] | None = None,
                  multitask: MultitaskStrategy = "concurrent", max_active_runs: int | None = None,
-                 max_queued_runs: int = 16, multitask_overrides: Collection[str] = ()) -> None:
+                 max_queued_runs: int = 16, multitask_overrides: Collection[str] = (),
+                 run_timeout: float | None = None) -> None:
         if max_body_bytes <= 0:
             raise InvalidArgumentError("max_body_bytes must be positive")
         RunGate(multitask, max_active=max_active_runs, max_queued=max_queued_runs,
@@ -130,7 +131,7 @@ class AgentEndpoint:
         options = {"multitask": multitask, "max_active_runs": max_active_runs,
                    "max_queued_runs": max_queued_runs,
                    "multitask_overrides": tuple(multitask_overrides),
-                   **(session_options or {})}
+                   "run_timeout": run_timeout, **(session_options or {})}
         self.sessions = SessionPool(channel_factory, allow_session=allow_session,
                                     on_cancel=on_cancel, idle_timeout=session_idle_timeout,
                                     session_options=options)
@@ -280,6 +281,7 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
                      multitask: MultitaskStrategy = "concurrent",
                      max_active_runs: int | None = None, max_queued_runs: int = 16,
                      multitask_overrides: Collection[str] = (),
+                     run_timeout: float | None = None,
                      lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]]
                      | None = None) -> Starlette:
     """An ASGI app serving the agent endpoint the JS client (and ``useChat``) POSTs to.
@@ -311,6 +313,8 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
             applies (default 1; no limit for ``concurrent``), inputs waiting to run.
         multitask_overrides: strategies one POST may ask for in its ``multitaskStrategy``
             field (default none: such a POST is answered 400).
+        run_timeout: a deadline per run (seconds from its start); past it the run ends
+            ``cancelled`` with reason ``timeout``.
         lifespan: your own lifespan; it is entered first and exited last, after every run
             has ended (close your Ably client there).
 
@@ -329,7 +333,7 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
                              session_idle_timeout=session_idle_timeout,
                              session_options=session_options, multitask=multitask,
                              max_active_runs=max_active_runs, max_queued_runs=max_queued_runs,
-                             multitask_overrides=multitask_overrides)
+                             multitask_overrides=multitask_overrides, run_timeout=run_timeout)
 
     @asynccontextmanager
     async def run_lifespan(app: Starlette) -> AsyncIterator[Any]:

@@ -54,6 +54,7 @@ from ._headers import RunHeaders
 from ._multitask import MultitaskStrategy
 from ._outbox import Outbox
 from ._output import MessageWriter, shielded, start_bounded, wait_shielded
+from ._progress import Interruption, RunProgress, now_ms, report_interruption
 from ._source import PipeResult, as_error, chunks_of, close_quietly
 from ._steps import Steps
 from ._trigger import Trigger
@@ -64,6 +65,9 @@ logger = logging.getLogger("langgraph_interrupt.transport")
 
 RunState = Literal["created", "active", "suspended", "ended"]
 OnCancelled = Callable[["Run", CancelReason], Awaitable[None] | None]
+#: Called once per interrupted run, after its terminal sequence was acknowledged.
+OnInterrupted = Callable[["Run", Interruption], None]
+_DELTAS = frozenset({"text-delta", "reasoning-delta"})
 Finalizer = Callable[["Run", str], Awaitable[None] | None]
 
 
@@ -108,8 +112,16 @@ class Run:
                  invocation_id: str | None, on_cancelled: OnCancelled | None,
                  signal: AbortSignal | None, terminal_timeout: float,
                  append_rollup_window: float = 0.0,
-                 multitask: MultitaskStrategy = "concurrent") -> None:
+                 multitask: MultitaskStrategy = "concurrent", timeout: float | None = None,
+                 on_interrupted: OnInterrupted | None = None) -> None:
         self._session = session
+        #: Live facts for ``on_cancel`` decisions (elapsed, tokens, node, generating).
+        self.progress = RunProgress()
+        self._timeout = timeout
+        self._deadline: asyncio.TimerHandle | None = None
+        self._interruption: Interruption | None = None
+        self._request: tuple[float | None, float | None] = (None, None)
+        self._on_interrupted = on_interrupted
         self.multitask = multitask  #: the multitask strategy this run was admitted under
         self._admitted = False
         self._turn: asyncio.Future[Any] | None = None
@@ -181,6 +193,24 @@ class Run:
             except Exception as exc:
                 logger.exception("run %s: finalizer raised", self.run_id)
                 self._session._report(as_error(exc))
+
+    @property
+    def interruption(self) -> Interruption | None:
+        """How the run's cancel went, once it was cancelled: the timeline from the request
+        to the terminal sequence (complete once the run ended)."""
+        return self._interruption
+
+    def note_stopped(self) -> None:
+        """Mark the moment the model and the tools stopped after a cancel (for the
+        :attr:`interruption` metrics). ``pipe()`` and ``run_graph`` call it; a producer
+        of your own may, else the start of the terminal sequence counts."""
+        if self._interruption is not None:
+            self._interruption = self._interruption.with_marks(stopped_at=now_ms())
+
+    def _note_request(self, sent_at: float | None, received_at: float | None) -> None:
+        """The client's send time and our receive time of the cancel about to be applied."""
+        if self._interruption is None:
+            self._request = (sent_at, received_at)
 
     @property
     def rollback(self) -> bool:
@@ -351,6 +381,10 @@ class Run:
         await self.admit()
         await self._wait_turn()
         self.state = "active"
+        self.progress.started_at = now_ms()
+        if self._timeout is not None and not self.cancelled:
+            self._deadline = self._loop.call_later(self._timeout, self.cancel, CancelReason(
+                "timeout", f"the run did not end within its {self._timeout:g} s deadline"))
         # Not awaited: the step and outputs follow on the same ordered outbox, and a
         # refusal is reported by whatever reports the run's outcome.
         if trigger.is_continuation:
@@ -423,6 +457,8 @@ class Run:
         writer = self._writer
         assert writer is not None
         writer.write(writer.encoder.encode(chunk))
+        if chunk.get("type") in _DELTAS:
+            self.progress.tokens += 1
 
     async def pipe(self, source: AsyncIterable[Chunk] | Iterable[Chunk]) -> PipeResult:
         """Publish every chunk of ``source`` as one assistant message, until it ends or the
@@ -442,8 +478,10 @@ class Run:
         external_cancel = False
         iterator = chunks_of(source)
         pulled = 0
+        progress = self.progress
+        progress.model_calls += 1  # the source is the model: generating until it ends
         try:
-            while not self.cancelled:
+            while not self._stopping():
                 self._pulling = True
                 try:
                     chunk = await anext(iterator)
@@ -456,7 +494,7 @@ class Run:
                     # A source that never suspends (a list, a fast local model) would
                     # otherwise starve the loop, and a cancel could not be read.
                     await asyncio.sleep(0)
-                if self.cancelled:
+                if self._stopping():
                     break
                 if chunk.get("type") == "finish":
                     reason = chunk.get("finishReason")
@@ -471,12 +509,15 @@ class Run:
                 self.cancel(CancelReason("shutdown", "the task running the run was cancelled"))
         except Exception as exc:
             outcome, error = "error", as_error(exc)
+        finally:
+            progress.model_calls -= 1
         if self._interrupted:  # the source swallowed our interruption: clear the request
             self._interrupted = False
             if self._pipe_task is not None:
                 self._pipe_task.uncancel()
         if self.cancelled:
             outcome, error = "cancelled", None
+            self.note_stopped()
         try:
             if outcome == "cancelled":
                 # A cancelled run can only end: publish its whole terminal sequence
@@ -526,6 +567,10 @@ class Run:
             self._session._report(as_error(exc))
 
     def _on_abort(self, reason: CancelReason) -> None:
+        now = now_ms()
+        sent_at, received_at = self._request
+        self._interruption = Interruption(reason.name, reason.requester, sent_at,
+                                          received_at or now, now)
         # Any thread may abort: hop to the loop before touching the pipe task. On the loop
         # itself, interrupt at once: the hop costs a loop iteration of latency.
         try:
@@ -539,11 +584,16 @@ class Run:
         except RuntimeError:  # loop closed; nothing left to interrupt
             pass
 
+    def _stopping(self) -> bool:
+        """Cancelled, and not asked to let the current step (the piped source) finish."""
+        reason = self.signal.reason
+        return reason is not None and not reason.drain
+
     def _interrupt(self) -> None:
         # Only interrupt while waiting for the source: a chunk being published finishes
         # first, and the loop sees the signal right after it.
         task = self._pipe_task
-        if task is not None and self._pulling and not self._interrupted:
+        if task is not None and self._pulling and not self._interrupted and self._stopping():
             self._interrupted = True
             task.cancel()
             # No chunk is being written (we were pulling), so the terminal sequence can
@@ -570,7 +620,7 @@ class Run:
             raise RunLifecycleError(unable_to("suspend run", "a step is still open"))
         self._publish(EVENT_RUN_SUSPEND, self._h.base())
         self.state = "suspended"
-        self._session._deregister(self)
+        self._retire()
         await shielded(self._settled(), self._terminal_timeout)
 
     async def end(self, outcome: PipeResult | RunEndReason | None = None, *,
@@ -591,7 +641,7 @@ class Run:
             return
         if self.state == "created":
             self.state = "ended"
-            self._session._deregister(self)
+            self._retire()
             return
         self._ending = self._loop.create_future()
         try:
@@ -616,9 +666,17 @@ class Run:
         finally:
             self._ending.set_result(None)
 
+    def _retire(self) -> None:
+        """The run ended or suspended: no deadline, and its session lets it go."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._session._deregister(self)
+
     async def _publish_end(self, reason: RunEndReason, error: BaseException | None) -> None:
         # Everything below goes out back to back (no acknowledgement is awaited before
         # ai-run-end), then the acknowledgements are awaited for the report.
+        if reason == "cancelled":
+            self.note_stopped()  # if the producer did not say earlier
         try:
             await self._finalize(reason)
             if reason == "cancelled":
@@ -638,8 +696,25 @@ class Run:
         finally:
             self.state = "ended"
             self.end_reason = reason
-            self._session._deregister(self)
-        await self._settled(fatal=False)  # a fatal writer error ended the pipe already
+            self._retire()
+        try:
+            await self._settled(fatal=False)  # a fatal writer error ended the pipe already
+        finally:
+            if reason == "cancelled":
+                self._report_interruption()
+
+    def _report_interruption(self) -> None:
+        interruption = self._interruption
+        if interruption is None:
+            return
+        self._interruption = interruption = interruption.with_marks(published_at=now_ms())
+        report_interruption(self.run_id, interruption)
+        if self._on_interrupted is not None:
+            try:
+                self._on_interrupted(self, interruption)
+            except Exception as exc:
+                logger.exception("run %s: on_interrupted raised", self.run_id)
+                self._session._report(as_error(exc))
 
     # -- context manager ---------------------------------------------------------------------------
     async def __aenter__(self) -> Run:

@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .._abort import AbortSignal, CancelReason
 from .._cancel import CancelTarget, read_cancel
@@ -39,7 +39,8 @@ from .._wire import EVENT_CANCEL, EVENT_INPUT, ChannelMessage
 from ..channels import Channel
 from ._multitask import MultitaskStrategy, RunGate
 from ._output import shielded
-from ._run import OnCancelled, Run
+from ._progress import RunProgress
+from ._run import OnCancelled, OnInterrupted, Run
 from ._trigger import HistoryScan, Trigger, scan_history
 
 __all__ = ["AgentSession", "CancelRequest", "OnCancel"]
@@ -61,6 +62,9 @@ class CancelRequest:
         run_id / input_codec_message_id: what the cancel message named.
         reason: the reason name the requester gave (``client_request`` if none). What
             they said, not who they are: decide on ``client_id``, never on this.
+
+    The run's live facts are here too, to decide with (conditional interruption):
+    :attr:`elapsed`, :attr:`tokens`, :attr:`node`, :attr:`generating`.
     """
 
     client_id: str | None
@@ -70,8 +74,37 @@ class CancelRequest:
     event_id: str | None
     reason: str = "client_request"
 
+    @property
+    def progress(self) -> RunProgress:
+        return self.run.progress
 
-OnCancel = Callable[[CancelRequest], bool | Awaitable[bool]]
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return self.run.progress.elapsed
+
+    @property
+    def tokens(self) -> int:
+        """Text and reasoning deltas streamed so far."""
+        return self.run.progress.tokens
+
+    @property
+    def node(self) -> str | None:
+        """The LangGraph node running now (``None`` outside a graph)."""
+        return self.run.progress.node
+
+    @property
+    def generating(self) -> bool:
+        """Whether the model is still generating (``False``: it finished its answer, and
+        tools or the end of the run are what remains)."""
+        return self.run.progress.generating
+
+
+#: ``True``/``"accept"``: cancel now; ``False``/``"reject"``: keep going; ``"drain"``:
+#: finish the current step, then end ``cancelled``.
+CancelDecision = bool | Literal["accept", "reject", "drain"]
+OnCancel = Callable[[CancelRequest], CancelDecision | Awaitable[CancelDecision]]
+_Verdict = Literal["accept", "reject", "drain"]
 OnError = Callable[[AITransportError], None]
 
 
@@ -84,8 +117,11 @@ class AgentSession:
 
     Args:
         channel: the session's channel (its name is the invocation's ``sessionName``).
-        on_cancel: authorisation for cancels, ``(CancelRequest) -> bool`` (sync or async).
-            Return True to accept. No hook: every cancel is accepted.
+        on_cancel: decides each client cancel, ``(CancelRequest) -> decision`` (sync or
+            async): ``True``/``"accept"`` cancels now, ``False``/``"reject"`` refuses,
+            ``"drain"`` lets the current step finish first. The request carries who asked,
+            the reason, and the run's progress (elapsed, tokens, node, generating). No
+            hook: every cancel is accepted.
         on_error: receives background errors (a raising hook, ...). Default: log.
         trigger_timeout: how long to wait for a trigger that is not yet on the channel.
         max_history_pages / history_page_size: bound on the history scan for a trigger.
@@ -106,6 +142,12 @@ class AgentSession:
         max_queued_runs: inputs waiting under ``enqueue``; one more is refused.
         multitask_overrides: strategies one input may ask for instead (``create_run``'s
             ``multitask``, the POST body's ``multitaskStrategy``); others are refused.
+        run_timeout: a deadline per run, in seconds from its start: past it the run is
+            cancelled with reason ``timeout`` (``create_run(timeout=)`` sets one run's).
+        on_interrupted: ``(run, Interruption) -> None``, called once per cancelled run
+            after its terminal sequence was acknowledged, with the timeline of the cancel
+            (also logged, and an OpenTelemetry span event when ``opentelemetry-api`` is
+            installed).
 
     Example::
 
@@ -121,7 +163,12 @@ class AgentSession:
                  cancel_buffer_ttl: float = 60.0, input_index_size: int = 1000,
                  append_rollup_window: float = 0.0, multitask: MultitaskStrategy = "concurrent",
                  max_active_runs: int | None = None, max_queued_runs: int = 16,
-                 multitask_overrides: Collection[str] = ()) -> None:
+                 multitask_overrides: Collection[str] = (), run_timeout: float | None = None,
+                 on_interrupted: OnInterrupted | None = None) -> None:
+        if run_timeout is not None and run_timeout <= 0:
+            raise InvalidArgumentError("run_timeout must be positive")
+        self._run_timeout = run_timeout
+        self._on_interrupted = on_interrupted
         if append_rollup_window < 0:
             raise InvalidArgumentError("append_rollup_window must not be negative")
         self.channel = channel
@@ -234,12 +281,13 @@ class AgentSession:
     def create_run(self, invocation: Invocation, *, run_id: str | None = None,
                    invocation_id: str | None = None, on_cancelled: OnCancelled | None = None,
                    on_cancel: OnCancel | None = None, signal: AbortSignal | None = None,
-                   multitask: str | None = None) -> Run:
+                   multitask: str | None = None, timeout: float | None = None) -> Run:
         """Create a run for ``invocation`` (no I/O; :meth:`Run.start` finds the trigger).
 
         Args:
             multitask: this input's multitask strategy instead of the session's; only one
                 the session's ``multitask_overrides`` allows.
+            timeout: this run's deadline instead of the session's ``run_timeout``.
             on_cancelled: called once when the run is cancelled, before its streams are
                 closed; it may ``await run.write(chunk)`` final outputs.
             on_cancel: per-run authorisation hook, overriding the session's.
@@ -262,7 +310,8 @@ class AgentSession:
         run = Run(self, invocation, run_id=run_id, invocation_id=invocation_id,
                   on_cancelled=on_cancelled, signal=signal,
                   terminal_timeout=self._terminal_timeout, append_rollup_window=self._rollup,
-                  multitask=strategy)
+                  multitask=strategy, timeout=timeout or self._run_timeout,
+                  on_interrupted=self._on_interrupted)
         self._runs[run.run_id] = run
         self._hooks[run] = on_cancel or self._on_cancel
         return run
@@ -475,9 +524,8 @@ class AgentSession:
             queue.append(target)
             return
         verdict = self._ask(run, target)
-        if isinstance(verdict, bool):
-            if verdict:
-                self._accept(run, target)
+        if isinstance(verdict, str):
+            self._apply(run, target, verdict)
             return
         self._pending[run] = deque()
         task = asyncio.ensure_future(self._decide_async(run, target, verdict))
@@ -498,33 +546,45 @@ class AgentSession:
         if task is not None:
             await asyncio.shield(task)
 
-    def _ask(self, run: Run, target: CancelTarget) -> bool | Awaitable[Any]:
+    def _ask(self, run: Run, target: CancelTarget) -> _Verdict | Awaitable[Any]:
         hook = self._hooks.get(run)
         if hook is None:
-            return True
+            return "accept"
         try:
             verdict = hook(CancelRequest(target.client_id, run, target.run_id,
                                          target.input_codec_message_id, target.event_id,
                                          target.reason or "client_request"))
         except Exception as exc:
             self._hook_failed(run, exc)
-            return False
-        return verdict if inspect.isawaitable(verdict) else bool(verdict)
+            return "reject"
+        return verdict if inspect.isawaitable(verdict) else self._verdict(run, verdict)
+
+    def _verdict(self, run: Run, value: object) -> _Verdict:
+        if value == "accept" or value is True:
+            return "accept"
+        if value == "drain":
+            return "drain"
+        if isinstance(value, str) and value != "reject":
+            self._hook_failed(run, InvalidArgumentError(
+                f"on_cancel returned {value[:40]!r}; expected a bool, 'accept', 'reject' or "
+                "'drain'"))
+            return "reject"
+        return "accept" if not isinstance(value, str) and bool(value) else "reject"
 
     async def _decide_async(self, run: Run, target: CancelTarget, verdict: Awaitable[Any]) -> None:
-        pending: bool | Awaitable[Any] = verdict
+        pending: _Verdict | Awaitable[Any] = verdict
         try:
             while True:
-                if isinstance(pending, bool):
-                    accepted = pending
+                if isinstance(pending, str):
+                    decided = pending
                 else:
                     try:
-                        accepted = bool(await pending)
+                        decided = self._verdict(run, await pending)
                     except Exception as exc:
                         self._hook_failed(run, exc)
-                        accepted = False
-                if accepted:
-                    self._accept(run, target)
+                        decided = "reject"
+                if decided != "reject":
+                    self._apply(run, target, decided)
                     return
                 queue = self._pending.get(run)
                 if not queue or run.cancelled or run.state in ("ended", "suspended"):
@@ -542,6 +602,9 @@ class AgentSession:
         self._report(error)
 
     @staticmethod
-    def _accept(run: Run, target: CancelTarget) -> None:
+    def _apply(run: Run, target: CancelTarget, verdict: _Verdict) -> None:
+        if verdict == "reject":
+            return
+        run._note_request(target.sent_at, target.received_at)
         run.cancel(CancelReason("client", requester=target.client_id,
-                                name=target.reason or ""))
+                                name=target.reason or "", drain=verdict == "drain"))
