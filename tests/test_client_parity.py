@@ -223,3 +223,21 @@ async def test_a_cancel_by_run_id_for_a_run_not_yet_seen_is_timed_once_it_is(
     assert info.cancel_requested_at is not None and info.ended_at is not None
     assert info.cancel_latency == info.ended_at - info.cancel_requested_at > 0
     await late.close()
+
+
+async def test_a_refused_cancel_keeps_its_first_request_time_and_gives_no_latency(
+        broker: InMemoryBroker, client: ClientSession) -> None:
+    agent = AgentSession(broker.channel(SESSION, client_id="agent"), on_cancel=lambda _: False)
+    await agent.connect()
+    run, stream, task = await start_streaming(client, agent)
+    await _seen_active(client, [(run, stream, task)])
+    await client.cancel(run.run_id)
+    first = client.run(run.run_id)
+    assert first is not None and first.cancel_requested_at is not None
+    assert await client.cancel_runs(own=True) == [run.run_id]  # asked again: still active
+    stream.release()
+    assert (await task).reason == "complete"
+    info = await client.wait_run_ended(run.run_id, timeout=2)
+    assert info.cancel_requested_at == first.cancel_requested_at, "the first request is kept"
+    assert info.status == "complete" and info.cancel_latency is None
+    await agent.close()
