@@ -2,8 +2,9 @@
 
 Owns: connecting (subscribe, then attach), the live index of inputs that lets a run find
 its trigger, routing ``ai-cancel`` to runs (by ``run-id`` or ``input-codec-message-id``),
-the bounded buffer of cancels that arrive before their run exists, the ``on_cancel``
-authorisation hook, and closing (open runs end ``cancelled``, shielded and time-bounded).
+the bounded buffer of cancels that arrive before their run exists, admitting runs under the
+multitask strategy (:mod:`._multitask`), and closing (open runs end ``cancelled``, shielded
+and time-bounded). Deciding a cancel through ``on_cancel`` is :mod:`._authorise`'s.
 
 Improvements over the JS agent (§11 of the protocol notes), each pinned by a named test:
 cancels found only in history are honoured (c3); a run aborts and ends once, and the hook
@@ -13,20 +14,17 @@ is not called again for it (c1); a hook that raises counts as a rejection and is
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
-from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections import OrderedDict
+from collections.abc import Callable, Collection
+from typing import Any
 
 from .._abort import AbortSignal, CancelReason
 from .._cancel import CancelTarget, read_cancel
 from .._eager import start_eagerly
 from .._errors import (
     AITransportError,
-    ErrorCode,
     InputEventNotFoundError,
     InvalidArgumentError,
     InvalidInvocationError,
@@ -37,9 +35,9 @@ from .._errors import (
 from .._invocation import Invocation
 from .._wire import EVENT_CANCEL, EVENT_INPUT, ChannelMessage
 from ..channels import Channel
+from ._authorise import CancelDesk, CancelRequest, OnCancel
 from ._multitask import MultitaskStrategy, RunGate
 from ._output import shielded
-from ._progress import RunProgress
 from ._run import OnCancelled, OnInterrupted, Run
 from ._trigger import HistoryScan, Trigger, scan_history
 
@@ -52,59 +50,6 @@ logger = logging.getLogger("langgraph_interrupt.transport")
 _RECENT_INPUTS = 10
 
 
-@dataclass(frozen=True, slots=True)
-class CancelRequest:
-    """A cancel about to be applied, as the ``on_cancel`` hook sees it.
-
-    Attributes:
-        client_id: the requester's channel client id (``None`` if anonymous).
-        run: the target run (``run.run_client_id`` is its owner).
-        run_id / input_codec_message_id: what the cancel message named.
-        reason: the reason name the requester gave (``client_request`` if none). What
-            they said, not who they are: decide on ``client_id``, never on this.
-
-    The run's live facts are here too, to decide with (conditional interruption):
-    :attr:`elapsed`, :attr:`tokens`, :attr:`node`, :attr:`generating`.
-    """
-
-    client_id: str | None
-    run: Run
-    run_id: str | None
-    input_codec_message_id: str | None
-    event_id: str | None
-    reason: str = "client_request"
-
-    @property
-    def progress(self) -> RunProgress:
-        return self.run.progress
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds since the run started."""
-        return self.run.progress.elapsed
-
-    @property
-    def tokens(self) -> int:
-        """Text and reasoning deltas streamed so far."""
-        return self.run.progress.tokens
-
-    @property
-    def node(self) -> str | None:
-        """The LangGraph node running now (``None`` outside a graph)."""
-        return self.run.progress.node
-
-    @property
-    def generating(self) -> bool:
-        """Whether the model is still generating (``False``: it finished its answer, and
-        tools or the end of the run are what remains)."""
-        return self.run.progress.generating
-
-
-#: ``True``/``"accept"``: cancel now; ``False``/``"reject"``: keep going; ``"drain"``:
-#: finish the current step, then end ``cancelled``.
-CancelDecision = bool | Literal["accept", "reject", "drain"]
-OnCancel = Callable[[CancelRequest], CancelDecision | Awaitable[CancelDecision]]
-_Verdict = Literal["accept", "reject", "drain"]
 OnError = Callable[[AITransportError], None]
 
 
@@ -189,11 +134,9 @@ class AgentSession:
         self._early: OrderedDict[str, tuple[CancelTarget, float]] = OrderedDict()
         self._inputs: OrderedDict[str, Trigger] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[Trigger]]] = {}
-        self._hooks: dict[Run, OnCancel | None] = {}
-        self._pending: dict[Run, deque[CancelTarget]] = {}
-        self._deciding: dict[Run, asyncio.Task[None]] = {}
         self._senders: OrderedDict[str, str | None] = OrderedDict()  # serial -> client id
         self._workers: set[asyncio.Task[None]] = set()
+        self._desk = CancelDesk(self._workers, self._report)
         self._unsubscribe: Callable[[], None] | None = None
         self._connecting: asyncio.Future[None] | None = None
         self._connected = False
@@ -313,7 +256,7 @@ class AgentSession:
                   multitask=strategy, timeout=timeout or self._run_timeout,
                   on_interrupted=self._on_interrupted)
         self._runs[run.run_id] = run
-        self._hooks[run] = on_cancel or self._on_cancel
+        self._desk.register(run, on_cancel or self._on_cancel)
         return run
 
     async def wait_for_input(self, input_event_id: str, timeout: float) -> Trigger | None:
@@ -434,7 +377,10 @@ class AgentSession:
         if entry is not None and time.monotonic() - entry[1] <= self._buffer_ttl:
             pending.append(entry[0])
         for target in pending:
-            self._consider(run, target)
+            self._desk.consider(run, target)
+
+    async def _decided(self, run: Run) -> None:
+        await self._desk.decided(run)
 
     def _admit(self, run: Run) -> asyncio.Future[Any] | None:
         return self._gate.admit(run, run.multitask)
@@ -450,8 +396,7 @@ class AgentSession:
             del self._runs[run.run_id]
         if run.trigger is not None and self._by_input.get(run.trigger.codec_message_id) is run:
             del self._by_input[run.trigger.codec_message_id]
-        self._hooks.pop(run, None)
-        self._pending.pop(run, None)
+        self._desk.forget(run)
         self._gate.release(run)
 
     def _report(self, error: AITransportError) -> None:
@@ -497,11 +442,11 @@ class AgentSession:
         if run is None and target.input_codec_message_id:
             run = self._by_input.get(target.input_codec_message_id)
         if run is not None and run.trigger is not None:
-            self._consider(run, target)
+            self._desk.consider(run, target)
         elif target.input_codec_message_id:
             self._buffer(target)
         elif run is not None:  # cancelled by its provisional id before start
-            self._consider(run, target)
+            self._desk.consider(run, target)
 
     def _buffer(self, target: CancelTarget) -> None:
         key = target.input_codec_message_id
@@ -513,98 +458,3 @@ class AgentSession:
         while early and (len(early) > self._buffer_size
                          or now - next(iter(early.values()))[1] > self._buffer_ttl):
             early.popitem(last=False)
-
-    # -- authorisation ------------------------------------------------------------------------
-    def _consider(self, run: Run, target: CancelTarget) -> None:
-        """Apply a cancel to a run through its hook; serialised per run, at most once."""
-        if run.cancelled or run.state in ("ended", "suspended"):
-            return  # cancels after the first accepted one are no-ops
-        queue = self._pending.get(run)
-        if queue is not None:  # a hook decision is in flight: decide in order after it
-            queue.append(target)
-            return
-        verdict = self._ask(run, target)
-        if isinstance(verdict, str):
-            self._apply(run, target, verdict)
-            return
-        self._pending[run] = deque()
-        task = asyncio.ensure_future(self._decide_async(run, target, verdict))
-        self._workers.add(task)
-        self._deciding[run] = task
-
-        def done(task: asyncio.Task[None]) -> None:
-            self._workers.discard(task)
-            if self._deciding.get(run) is task:
-                del self._deciding[run]
-
-        task.add_done_callback(done)
-
-    async def _decided(self, run: Run) -> None:
-        """Wait for the ``on_cancel`` decisions in flight for ``run`` (a cancel found when
-        it started must be decided before it produces output)."""
-        task = self._deciding.get(run)
-        if task is not None:
-            await asyncio.shield(task)
-
-    def _ask(self, run: Run, target: CancelTarget) -> _Verdict | Awaitable[Any]:
-        hook = self._hooks.get(run)
-        if hook is None:
-            return "accept"
-        try:
-            verdict = hook(CancelRequest(target.client_id, run, target.run_id,
-                                         target.input_codec_message_id, target.event_id,
-                                         target.reason or "client_request"))
-        except Exception as exc:
-            self._hook_failed(run, exc)
-            return "reject"
-        return verdict if inspect.isawaitable(verdict) else self._verdict(run, verdict)
-
-    def _verdict(self, run: Run, value: object) -> _Verdict:
-        if value == "accept" or value is True:
-            return "accept"
-        if value == "drain":
-            return "drain"
-        if isinstance(value, str) and value != "reject":
-            self._hook_failed(run, InvalidArgumentError(
-                f"on_cancel returned {value[:40]!r}; expected a bool, 'accept', 'reject' or "
-                "'drain'"))
-            return "reject"
-        return "accept" if not isinstance(value, str) and bool(value) else "reject"
-
-    async def _decide_async(self, run: Run, target: CancelTarget, verdict: Awaitable[Any]) -> None:
-        pending: _Verdict | Awaitable[Any] = verdict
-        try:
-            while True:
-                if isinstance(pending, str):
-                    decided = pending
-                else:
-                    try:
-                        decided = self._verdict(run, await pending)
-                    except Exception as exc:
-                        self._hook_failed(run, exc)
-                        decided = "reject"
-                if decided != "reject":
-                    self._apply(run, target, decided)
-                    return
-                queue = self._pending.get(run)
-                if not queue or run.cancelled or run.state in ("ended", "suspended"):
-                    return
-                target = queue.popleft()
-                pending = self._ask(run, target)
-        finally:
-            self._pending.pop(run, None)
-
-    def _hook_failed(self, run: Run, exc: Exception) -> None:
-        error = AITransportError(unable_to("authorise cancel", f"on_cancel raised {exc!r}"),
-                                 code=ErrorCode.CANCEL_LISTENER_ERROR)
-        error.__cause__ = exc
-        logger.warning("run %s: on_cancel raised %r; the cancel is rejected", run.run_id, exc)
-        self._report(error)
-
-    @staticmethod
-    def _apply(run: Run, target: CancelTarget, verdict: _Verdict) -> None:
-        if verdict == "reject":
-            return
-        run._note_request(target.sent_at, target.received_at)
-        run.cancel(CancelReason("client", requester=target.client_id,
-                                name=target.reason or "", drain=verdict == "drain"))
