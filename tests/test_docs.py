@@ -33,3 +33,12 @@ def test_the_demo_streams_then_stops_and_reports_the_run_cancelled() -> None:
     assert re.search(r"ended: cancelled", out)
     stopped = re.search(r"stopped after (\d+) of (\d+) tokens \(source closed: True\)", out)
     assert stopped is not None and int(stopped.group(1)) < int(stopped.group(2))
+
+
+def test_the_interruption_page_example_runs() -> None:
+    page = (ROOT / "docs" / "interruption.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    example = next(block for block in blocks if "asyncio.run(main())" in block)
+    out = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.splitlines() == ["cancelled new_input user-1", "complete"]
