@@ -25,6 +25,7 @@ from ._errors import InvalidInvocationError as InvalidInvocationError
 from ._errors import MutableMessagesDisabledError as MutableMessagesDisabledError
 from ._errors import OperationCancelledError as OperationCancelledError
 from ._errors import RunLifecycleError as RunLifecycleError
+from ._errors import RunRejectedError as RunRejectedError
 from ._errors import SessionClosedError as SessionClosedError
 from ._errors import StreamError as StreamError
 from ._errors import UnsupportedChunkError as UnsupportedChunkError
@@ -44,9 +45,12 @@ from .transport import BargeIn as BargeIn
 from .transport import BargeInCancel as BargeInCancel
 from .transport import CancelRequest as CancelRequest
 from .transport import ClientSession as ClientSession
+from .transport import Interruption as Interruption
+from .transport import MultitaskStrategy as MultitaskStrategy
 from .transport import PipeResult as PipeResult
 from .transport import Run as Run
 from .transport import RunInfo as RunInfo
+from .transport import RunProgress as RunProgress
 from .transport import SendHandle as SendHandle
 
 if TYPE_CHECKING:
@@ -113,9 +117,11 @@ __all__ = [
     "InMemoryBroker",
     "InMemoryChannel",
     "InputEventNotFoundError",
+    "Interruption",
     "InvalidArgumentError",
     "InvalidInvocationError",
     "Invocation",
+    "MultitaskStrategy",
     "MutableMessagesDisabledError",
     "OperationCancelledError",
     "OutboundMessage",
@@ -126,6 +132,8 @@ __all__ = [
     "RunCancelledError",
     "RunInfo",
     "RunLifecycleError",
+    "RunProgress",
+    "RunRejectedError",
     "SendHandle",
     "SessionClosedError",
     "StreamError",

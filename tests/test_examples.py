@@ -155,3 +155,26 @@ def test_the_notebook_runs_the_story_end_to_end(tmp_path: Path) -> None:
              r"What was cancelled: crawl_site\.",
              r"\[run \w{8} complete\]",
              r"second turn: complete$")
+
+
+def test_barge_in_interrupts_then_enqueues_then_rejects_the_same_speech() -> None:
+    lines = [line.strip() for line in run_example("barge_in.py")]
+    sections = "\n".join(lines).split("== multitask=")[1:]
+    assert [s.split(" ", 1)[0] for s in sections] == ["interrupt", "enqueue", "reject"]
+    interrupt, enqueue, reject = ([line.split("] ", 1)[-1] for line in section.splitlines()]
+                                  for section in sections)
+    in_order(interrupt, r"mic +speech started", r"mic +speech stopped",  # the cough
+             r"stt +… actually make it",
+             r"barge-in cancelled 1 run\(s\), reason user_speaking, 0\.\d+ s after",
+             r"agent +interruption of \w{8}: received → aborted [\d.]+ ms",
+             r"client +first run cancelled: user_speaking \(by user-1\), cancel sent",
+             r"client +second run complete",
+             r"client +last answer: '.*flights to Porto.*",
+             r"thread +valid for the next turn")
+    assert sum("barge-in" in line for line in interrupt) == 1, "the cough was withdrawn"
+    in_order(enqueue, r"user +'Actually, make it Porto\.'", r"client +first run complete",
+             r"client +second run complete", r"client +last answer: '.*flights to Porto.*",
+             r"thread +valid")
+    in_order(reject, r"agent +refused: .* multitask strategy is reject \(40900\)",
+             r"client +first run complete", r"client +second run error: 40900 ",
+             r"client +last answer: '.*flights to Lisbon.*", r"thread +valid")

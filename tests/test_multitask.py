@@ -56,7 +56,7 @@ def _names(broker: InMemoryBroker) -> list[tuple[str | None, str | None]]:
 async def test_concurrent_is_the_default_and_runs_alongside(
         broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
     first, stream, first_task = await start_streaming(client, agent)
-    second, second_task = await _second(client, agent)
+    _, second_task = await _second(client, agent)
     assert (await second_task).reason == "complete"
     assert not first.cancelled, "the first run was not touched"
     stream.release()
@@ -155,7 +155,7 @@ async def test_a_queued_run_cancelled_by_its_client_ends_on_the_wire_without_run
 async def test_reject_refuses_the_input_and_ends_it_on_the_wire_with_a_reason(
         broker: InMemoryBroker, client: ClientSession) -> None:
     agent = await _agent(broker, multitask="reject")
-    first, stream, first_task = await start_streaming(client, agent)
+    _first, stream, first_task = await start_streaming(client, agent)
     handle = await client.send("are you there?")
     second = agent.create_run(handle.invocation)
     with pytest.raises(RunRejectedError) as raised:
@@ -177,7 +177,7 @@ async def test_a_full_queue_is_a_rejection_and_a_flood_stays_bounded(
     agent = await _agent(broker, multitask="enqueue", max_queued_runs=3)
     _, stream, first_task = await start_streaming(client, agent)
     queued: list[Run] = []
-    rejected = 0
+    refusals: list[str] = []
     for index in range(40):
         handle = await client.send(f"message {index}")
         run = agent.create_run(handle.invocation)
@@ -185,9 +185,9 @@ async def test_a_full_queue_is_a_rejection_and_a_flood_stays_bounded(
             await run.admit()
             queued.append(run)
         except RunRejectedError as exc:
-            assert "queue is full (3 waiting)" in exc.message
-            rejected += 1
-    assert (len(queued), rejected) == (3, 37)
+            refusals.append(exc.message)
+    assert (len(queued), len(refusals)) == (3, 37)
+    assert all("queue is full (3 waiting)" in message for message in refusals)
     assert len(agent._gate.queued) == 3 and len(agent.runs) == 4
     stream.release()
     await first_task
@@ -214,7 +214,7 @@ async def test_max_active_runs_with_concurrent_refuses_past_the_limit(
 async def test_interrupt_with_a_limit_cancels_only_the_oldest(
         broker: InMemoryBroker, client: ClientSession) -> None:
     agent = await _agent(broker, multitask="interrupt", max_active_runs=2)
-    oldest, _, oldest_task = await start_streaming(client, agent)
+    _oldest, _, oldest_task = await start_streaming(client, agent)
     younger, stream, younger_task = await start_streaming(client, agent)
     _, third_task = await _second(client, agent)
     assert (await oldest_task).reason == "cancelled"

@@ -11,8 +11,10 @@ from langgraph_interrupt._wire import MAX_HEADER_VALUE, read_envelope
 
 
 def test_error_codes_equal_the_js_sdk_values() -> None:
-    # @ably/ai-transport 0.8 src/errors.ts, plus Ably's 93002 for missing mutable messages.
-    assert {c.name: int(c) for c in ErrorCode} == {
+    # @ably/ai-transport 0.8 src/errors.ts, plus Ably's 93002 for missing mutable messages,
+    # plus this package's own for what the JS SDK has no concept of (in Ably's ranges).
+    extensions = {"RUN_REJECTED": 40900}  # the multitask strategy refused an input: HTTP 409
+    assert {c.name: int(c) for c in ErrorCode if c.name not in extensions} == {
         "BAD_REQUEST": 40000, "INVALID_ARGUMENT": 40003, "OPERATION_CANCELLED": 40033,
         "INSUFFICIENT_CAPABILITY": 40160, "INTERNAL_ERROR": 50000,
         "MUTABLE_MESSAGES_DISABLED": 93002, "ENCODER_RECOVERY_FAILED": 104000,
@@ -21,6 +23,8 @@ def test_error_codes_equal_the_js_sdk_values() -> None:
         "CHANNEL_CONTINUITY_LOST": 104006, "CHANNEL_NOT_READY": 104007, "STREAM_ERROR": 104008,
         "INPUT_EVENT_NOT_FOUND": 104010, "HISTORY_FETCH_FAILED": 104011,
     }
+    assert {name: int(ErrorCode[name]) for name in extensions} == extensions
+    assert status_for(ErrorCode.RUN_REJECTED) == 409
 
 
 def test_status_codes_follow_the_js_client_derivation() -> None:
