@@ -150,3 +150,28 @@ def test_reason_names_are_bounded_and_printable() -> None:
             CancelReason("user", name=bad)
         with pytest.raises(ValueError):
             build_cancel(run_id="r", reason=bad)
+
+
+async def test_refused_cancels_are_logged_once_per_requester_whatever_they_say(
+        broker: InMemoryBroker, client: ClientSession,
+        caplog: pytest.LogCaptureFixture) -> None:
+    agent = AgentSession(broker.channel(SESSION, client_id="agent"),
+                         on_cancel=lambda request: request.client_id == "user-abc")
+    await agent.connect()
+    run, stream, task = await start_streaming(client, agent)
+    intruder = ClientSession(broker.channel(SESSION, client_id="mallory"))
+    await intruder.connect()
+    with caplog.at_level(logging.INFO, logger="langgraph_interrupt.transport"):
+        for reason in ("user_speaking", "timeout", "priority_message") * 10:
+            await intruder.cancel(run.run_id, reason=reason)
+        await client.cancel(run.run_id, reason="user_clicked_stop")  # the owner: applies
+        result = await task
+    refused = [r.getMessage() for r in caplog.records if "refused a cancel" in r.getMessage()]
+    assert refused == [f"run {run.run_id}: on_cancel refused a cancel from 'mallory' "
+                       "(reason 'user_speaking')"]
+    assert result.cancel_reason is not None
+    assert (result.cancel_reason.requester, result.cancel_reason.name) == (
+        "user-abc", "user_clicked_stop"), "the refused reasons changed nothing"
+    stream.release()
+    await intruder.close()
+    await agent.close()

@@ -27,6 +27,8 @@ __all__ = ["CancelDecision", "CancelDesk", "CancelRequest", "OnCancel"]
 
 logger = logging.getLogger("langgraph_interrupt.transport")
 
+_MAX_REFUSED_LOGGED = 20  # requesters per run whose refused cancels are logged
+
 
 @dataclass(frozen=True, slots=True)
 class CancelRequest:
@@ -97,11 +99,13 @@ class CancelDesk:
         self._hooks: dict[Run, OnCancel | None] = {}
         self._pending: dict[Run, deque[CancelTarget]] = {}
         self._deciding: dict[Run, asyncio.Task[None]] = {}
+        self._refused: dict[Run, set[str | None]] = {}  # requesters already logged, per run
 
     def register(self, run: Run, hook: OnCancel | None) -> None:
         self._hooks[run] = hook
 
     def forget(self, run: Run) -> None:
+        self._refused.pop(run, None)
         self._hooks.pop(run, None)
         self._pending.pop(run, None)
 
@@ -173,8 +177,8 @@ class CancelDesk:
                     except Exception as exc:
                         self._hook_failed(run, exc)
                         decided = "reject"
+                self._apply(run, target, decided)
                 if decided != "reject":
-                    self._apply(run, target, decided)
                     return
                 queue = self._pending.get(run)
                 if not queue or run.cancelled or run.state in ("ended", "suspended"):
@@ -191,9 +195,15 @@ class CancelDesk:
         logger.warning("run %s: on_cancel raised %r; the cancel is rejected", run.run_id, exc)
         self._on_error(error)
 
-    @staticmethod
-    def _apply(run: Run, target: CancelTarget, verdict: _Verdict) -> None:
+    def _apply(self, run: Run, target: CancelTarget, verdict: _Verdict) -> None:
         if verdict == "reject":
+            # Logged once per requester and run: a client that keeps asking (or a hostile
+            # one, with any reason it likes) cannot flood the logs.
+            refused = self._refused.setdefault(run, set())
+            if target.client_id not in refused and len(refused) < _MAX_REFUSED_LOGGED:
+                refused.add(target.client_id)
+                logger.info("run %s: on_cancel refused a cancel from %r (reason %r)",
+                            run.run_id, target.client_id, target.reason or "client_request")
             return
         run._note_request(target.sent_at, target.received_at)
         run.cancel(CancelReason("client", requester=target.client_id,
