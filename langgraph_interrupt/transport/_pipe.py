@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._abort import AbortSignal, CancelReason
@@ -77,11 +77,12 @@ class Pipe:
         outcome: RunEndReason = "complete"
         error: AITransportError | None = None
         external_cancel = False
-        iterator = chunks_of(source)
+        iterator: AsyncIterator[Chunk] | None = None
         pulled = 0
         progress = run.progress
         progress.model_calls += 1  # the source is the model: generating until it ends
         try:
+            iterator = chunks_of(source)  # in here: a failing __aiter__ is the source's error
             while not _stopping(signal):
                 self.pulling = True
                 try:
@@ -102,10 +103,10 @@ class Pipe:
                     finish_reason = reason if isinstance(reason, str) else None
                 await run.write(chunk)
         except asyncio.CancelledError:
-            task = self.task
-            if self.interrupted and task is not None and task.uncancel() == 0:
-                self.interrupted = False  # our own interruption: an outcome, not an error
-            else:
+            task, ours = self.task, self.interrupted
+            self.interrupted = False  # our request is withdrawn here, once, if it was made
+            if not (ours and task is not None and task.uncancel() == 0):
+                # Someone else's cancel (maybe as well as ours): re-raised after the end.
                 external_cancel = True
                 run.cancel(CancelReason("shutdown", "the task running the run was cancelled"))
         except Exception as exc:
@@ -134,7 +135,8 @@ class Pipe:
         finally:
             self.task = None
             self.done.set()
-            await close_quietly(iterator)
+            if iterator is not None:
+                await close_quietly(iterator)
         if external_cancel:
             raise asyncio.CancelledError
         if outcome == "error" and error is None:

@@ -411,7 +411,7 @@ class Run:
             self.state = "ended"
             self._retire()
             return
-        self._ending = self._loop.create_future()
+        self._ending = ending = self._loop.create_future()
         try:
             pipe = self._pipe
             if pipe is not None and not pipe.done.is_set():
@@ -433,7 +433,9 @@ class Run:
                 raise InvalidArgumentError(f"unknown run end reason {outcome!r}")
             await shielded(self._publish_end(reason, error), self._terminal_timeout)
         finally:
-            self._ending.set_result(None)
+            if self.state != "ended":  # refused or failed before ai-run-end: end() may retry
+                self._ending = None
+            ending.set_result(None)
 
     def _retire(self) -> None:
         """The run ended or suspended: no deadline, and its session lets it go."""
