@@ -22,6 +22,7 @@ from .._errors import AITransportError, StreamError, unable_to
 from .._wire import RunEndReason
 from ..codec import Chunk
 from ._output import shielded, wait_shielded
+from ._publisher import STEP_END
 from ._source import PipeResult, as_error, chunks_of, close_quietly
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ class Pipe:
         try:
             run._publisher.cancel_streams()  # dangling or cancelled streams are terminated
         finally:
-            run._end_step_as(outcome)
+            run._publisher.end_step(STEP_END[outcome])
         await run._publisher.settled()
 
 

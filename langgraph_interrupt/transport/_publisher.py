@@ -2,20 +2,22 @@
 
 Owns: the run's one ordered :class:`~._outbox.Outbox` (refusing an acknowledgement that
 names a message another participant published: the broker de-duplicated ours as a copy of
-theirs), its :class:`~._steps.Steps`, the :class:`~._output.MessageWriter` of the current
-assistant message (its headers follow the step it writes in), writing a chunk into it
-(opening the step first, waiting only while too many publishes are in flight), and
-settling: waiting for every acknowledgement, then raising the first refusal not reported
-yet. Whether the run may publish at all, and what, is :mod:`._run`'s.
+theirs), its :class:`~._steps.Steps` (and which ``ai-step-end`` reason a run's outcome
+gives the open step), the :class:`~._output.MessageWriter` of the current assistant message
+(its headers follow the step it writes in), writing a chunk into it (opening the step
+first, waiting only while too many publishes are in flight), and settling: waiting for
+every acknowledgement, then raising the first refusal not reported yet. Whether the run may
+publish at all, and what, is :mod:`._run`'s.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import TYPE_CHECKING
 
 from .._errors import ChannelError, unable_to
-from .._wire import StepEndReason
+from .._wire import OutboundMessage, RunEndReason, StepEndReason, make_extras
 from ..codec import Chunk, UIMessageEncoder
 from ._outbox import Outbox
 from ._output import MessageWriter
@@ -24,7 +26,11 @@ from ._steps import Steps
 if TYPE_CHECKING:
     from ._run import Run
 
-__all__ = ["RunPublisher"]
+__all__ = ["STEP_END", "RunPublisher"]
+
+#: The ``ai-step-end`` reason of the step open when a run (or a pipe) ends this way.
+STEP_END: dict[RunEndReason, StepEndReason] = {
+    "complete": "complete", "cancelled": "cancelled", "error": "failed"}
 
 
 class RunPublisher:
@@ -48,6 +54,11 @@ class RunPublisher:
             raise ChannelError(unable_to(
                 "publish", f"the channel took it for a duplicate of message {serial!r}, which "
                 f"{sender!r} published with the same id; the message was not delivered"))
+
+    def publish(self, name: str, transport: dict[str, str]) -> asyncio.Future[str]:
+        """Submit a message of the run's own (no data), under a fresh id."""
+        return self.outbox.publish(
+            OutboundMessage(name, None, make_extras(transport), self._run._next_id()))
 
     def new_message(self) -> str:
         """A new writer, for a fresh codec-message-id; returns that id."""

@@ -45,10 +45,8 @@ from .._wire import (
     EVENT_RUN_RESUME,
     EVENT_RUN_START,
     EVENT_RUN_SUSPEND,
-    OutboundMessage,
     RunEndReason,
     StepEndReason,
-    make_extras,
 )
 from ..channels import Channel
 from ..codec import Chunk
@@ -61,7 +59,7 @@ from ._multitask import MultitaskStrategy
 from ._output import shielded, start_bounded
 from ._pipe import Pipe, interrupt_pipe
 from ._progress import Interruption, RunProgress, now_ms
-from ._publisher import RunPublisher
+from ._publisher import STEP_END, RunPublisher
 from ._source import PipeResult, as_error
 from ._trigger import Trigger
 
@@ -75,9 +73,6 @@ OnCancelled = Callable[["Run", CancelReason], Awaitable[None] | None]
 OnInterrupted = Callable[["Run", Interruption], None]
 _DELTAS = frozenset({"text-delta", "reasoning-delta"})
 Finalizer = Callable[["Run", str], Awaitable[None] | None]
-#: The ``ai-step-end`` reason of the step open when a run (or a pipe) ends this way.
-_STEP_END: dict[RunEndReason, StepEndReason] = {
-    "complete": "complete", "cancelled": "cancelled", "error": "failed"}
 
 
 class Run:
@@ -204,8 +199,7 @@ class Run:
     def _publish(self, name: str, transport: dict[str, str]) -> asyncio.Future[str]:
         if self.state == "ended":
             raise RunLifecycleError(f"run {self.run_id} has ended; nothing more is published")
-        return self._publisher.outbox.publish(
-            OutboundMessage(name, None, make_extras(transport), self._next_id()))
+        return self._publisher.publish(name, transport)
 
     async def flush(self) -> None:
         """Wait until everything the run published so far was acknowledged by the channel.
@@ -319,10 +313,6 @@ class Run:
         self._require_active("end step")
         self._publisher.cancel_streams()  # a stream left open would never end
         self._publisher.end_step(reason)
-
-    def _end_step_as(self, outcome: RunEndReason) -> None:
-        """End the open step (if any) the way a run or a pipe ending ``outcome`` does."""
-        self._publisher.end_step(_STEP_END[outcome])
 
     def _require_active(self, what: str) -> None:
         if self.state != "active":
@@ -455,7 +445,7 @@ class Run:
             self._publisher.cancel_streams()
         except AITransportError as exc:
             logger.warning("run %s: closing streams before the end failed: %s", self.run_id, exc)
-        self._end_step_as(reason)
+        self._publisher.end_step(STEP_END[reason])
         wire = None
         if reason == "error":
             wire = as_error(error) if error is not None else StreamError(
