@@ -453,3 +453,58 @@ async def test_a_source_that_swallows_the_interruption_publishes_nothing_after_r
     assert ops[-1] == ("ai-run-end", "cancelled"), ops
     assert not any("after" in str(r.data) for r in run_records(broker, run.run_id))
     assert client.messages[-1]["parts"][-1]["text"] == "before "
+
+
+# -- regressions found while splitting _run.py ------------------------------------------------
+async def test_a_source_whose_aiter_raises_ends_the_run_error_and_end_does_not_hang(
+        broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
+    class Broken:
+        def __aiter__(self) -> Any:
+            raise RuntimeError("no stream for you")
+
+    handle = await client.send("hi")
+    async with agent.create_run(handle.invocation) as run:
+        result = await run.pipe(Broken())
+    assert result.reason == "error" and "no stream for you" in str(result.error)
+    info = await client.wait_run_ended(run.run_id, timeout=2)
+    assert info.status == "error"
+
+
+async def test_a_task_cancelled_with_the_run_in_one_loop_turn_stays_cancelled(
+        broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
+    """Our own interruption is withdrawn; the caller's cancellation stays counted."""
+    handle = await client.send("hi")
+    run = agent.create_run(handle.invocation)
+    await run.start()
+    stream = ScriptedStream(TOKENS, hold_at=2)
+    counted: list[int] = []
+
+    async def drive() -> None:
+        try:
+            await run.pipe(stream)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            assert task is not None
+            counted.append(task.cancelling())
+            raise
+
+    task = asyncio.create_task(drive())
+    await stream.holding.wait()
+    run.cancel()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert counted == [1]
+    assert (await client.wait_run_ended(run.run_id, timeout=2)).status == "cancelled"
+
+
+async def test_an_end_that_failed_before_its_run_end_can_be_retried(
+        broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
+    handle = await client.send("hi")
+    run = agent.create_run(handle.invocation)
+    await run.start()
+    with pytest.raises(AITransportError, match="unknown run end reason"):
+        await run.end("bogus")  # type: ignore[arg-type]
+    await run.end("complete")
+    assert run.state == "ended"
+    assert (await client.wait_run_ended(run.run_id, timeout=2)).status == "complete"
