@@ -58,6 +58,7 @@ class CancelReason:
     requester: str | None = None
     name: str = ""
     drain: bool = False
+    rollback: bool = False
 
     def __post_init__(self) -> None:
         if not self.name:

@@ -125,11 +125,10 @@ class RunGate:
             victims = list(self._active)[:len(self._active) - limit + 1]
             reason = CancelReason("input", f"interrupted by a new input "
                                   f"({run.trigger.codec_message_id if run.trigger else '?'})",
-                                  run.trigger.client_id if run.trigger else None)
+                                  run.trigger.client_id if run.trigger else None,
+                                  rollback=strategy == "rollback")
             for victim in victims:
-                if strategy == "rollback":
-                    victim._rollback = True
-                victim.cancel(reason)
+                victim.cancel(reason)  # a victim cancelled earlier keeps its first reason
             waiting = asyncio.gather(*(self._active[victim] for victim in victims))
         self._active[run] = run.loop.create_future()
         return waiting

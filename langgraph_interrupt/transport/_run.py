@@ -30,7 +30,6 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import Literal
 
 from .._abort import AbortController, AbortSignal, CancelReason, RunCancelled, RunCancelledError
-from .._cancel import CancelTarget
 from .._errors import (
     AITransportError,
     InvalidArgumentError,
@@ -102,7 +101,6 @@ class Run:
         self._interruption = InterruptionRecord(on_interrupted)
         self.multitask = multitask  #: the multitask strategy this run was admitted under
         self._admission = Admission(self)
-        self._rollback = False
         self._publisher = RunPublisher(self, append_rollup_window)
         self.invocation = invocation
         self.run_id = run_id or str(uuid.uuid4())
@@ -118,7 +116,6 @@ class Run:
         self._pipe: Pipe | None = None  # the latest pipe(): end() waits for it
         self._cancelled_end: asyncio.Task[None] | None = None
         self._ending: asyncio.Future[None] | None = None
-        self._history_cancels: list[CancelTarget] = []
         self._loop = asyncio.get_running_loop()
         self.signal.add_callback(self._on_abort)
         if signal is not None:
@@ -170,9 +167,11 @@ class Run:
 
     @property
     def rollback(self) -> bool:
-        """True when a newer input interrupted this run under the ``rollback`` strategy:
-        its graph writes are to be discarded, not repaired (``run_graph`` does it)."""
-        return self._rollback
+        """True when a newer input interrupted this run under the ``rollback`` strategy (its
+        first cancel reason says so): its graph writes are to be discarded, not repaired
+        (``run_graph`` does it)."""
+        reason = self.signal.reason
+        return reason is not None and reason.rollback
 
     @property
     def run_client_id(self) -> str:

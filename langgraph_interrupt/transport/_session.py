@@ -132,6 +132,8 @@ class AgentSession:
         self._runs: dict[str, Run] = {}
         self._by_input: dict[str, Run] = {}
         self._early: OrderedDict[str, tuple[CancelTarget, float]] = OrderedDict()
+        # Cancels a history scan found next to a run's input, applied once it is adopted.
+        self._found_cancels: dict[Run, list[CancelTarget]] = {}
         self._inputs: OrderedDict[str, Trigger] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[Trigger]]] = {}
         self._senders: OrderedDict[str, str | None] = OrderedDict()  # serial -> client id
@@ -338,7 +340,7 @@ class AgentSession:
                     found = scanning.result()
                     scanning = None
                     if found.trigger is not None:
-                        run._history_cancels = found.cancels
+                        self._found_cancels[run] = found.cancels
                         return found.trigger
                 if not done:
                     raise InputEventNotFoundError(unable_to(
@@ -372,7 +374,7 @@ class AgentSession:
             run.run_id = trigger.run_id
         self._runs[run.run_id] = run
         self._by_input[trigger.codec_message_id] = run
-        pending = list(run._history_cancels)
+        pending = self._found_cancels.pop(run, [])
         entry = self._early.pop(trigger.codec_message_id, None)
         if entry is not None and time.monotonic() - entry[1] <= self._buffer_ttl:
             pending.append(entry[0])
@@ -397,6 +399,7 @@ class AgentSession:
         if run.trigger is not None and self._by_input.get(run.trigger.codec_message_id) is run:
             del self._by_input[run.trigger.codec_message_id]
         self._desk.forget(run)
+        self._found_cancels.pop(run, None)
         self._gate.release(run)
 
     def _report(self, error: AITransportError) -> None:

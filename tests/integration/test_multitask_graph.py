@@ -18,7 +18,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-from langgraph_interrupt import AgentSession, ClientSession, InMemoryBroker
+from langgraph_interrupt import AgentSession, CancelReason, ClientSession, InMemoryBroker
 from langgraph_interrupt.integration import run_graph, unanswered_tool_calls
 from langgraph_interrupt.testing import StrictFakeChatModel
 from tests.conftest import SESSION
@@ -109,8 +109,7 @@ async def test_rollback_right_after_the_run_began_leaves_the_thread_as_it_was(
     first = await client.send("something")
     first_run = agent.create_run(first.invocation)
     await first_run.start()
-    first_run._rollback = True
-    first_run.cancel()
+    first_run.cancel(CancelReason("input", rollback=True))
     outcome = await run_graph(graph, first_run)
     assert (outcome.reason, outcome.rolled_back) == ("cancelled", True), \
         "rolled back, though there was nothing to undo"
