@@ -131,8 +131,7 @@ class RunView:
                 return  # a run-end for an unknown run is ignored (§3.2)
             code = message_text = cancel_reason = cancelled_by = None
             if reason == "error":
-                raw = h.get(H_ERROR_CODE, "")
-                code = int(raw) if raw.isdigit() else 104008
+                code = _error_code(h.get(H_ERROR_CODE, ""))
                 message_text = h.get(H_ERROR_MESSAGE) or "agent reported an error"
             elif reason == "cancelled":
                 cancel_reason = check_reason_name(h.get(H_CANCEL_REASON))
@@ -183,3 +182,12 @@ class RunView:
                            message.name or "an append", run.run_id, sender,
                            run.agent_client_id)
         return False
+
+
+def _error_code(raw: str) -> int:
+    """The error code an agent's run-end gave; 104008 when none, or none readable: some
+    digits ``str.isdigit`` accepts are not ``int``'s (``"²"``), nor are 4,300 of them."""
+    try:
+        return int(raw) if raw.isdigit() else 104008
+    except ValueError:
+        return 104008
