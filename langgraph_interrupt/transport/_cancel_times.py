@@ -4,9 +4,9 @@ Owns: the rule for noting a request on a run the client knows (the first request
 the time is taken just before the publish, so a run-end that beat the publish's answer
 still counts; a suspended run is skipped, as agents ignore cancels for it, and so is one
 whose end the client saw before it asked), and the requests for runs it has not seen
-start, by run id or by input, kept until that run's start or resume takes them; bounded,
-as such a run may never start (the oldest go first). The end of the latency, when the
-run-end was folded, is :mod:`._run_view`'s.
+start, by run id or by input, kept until that run's start or resume takes the first of
+them; bounded, as such a run may never start (the oldest go first). The end of the
+latency, when the run-end was folded, is :mod:`._run_view`'s.
 """
 
 from __future__ import annotations
@@ -47,11 +47,10 @@ class PendingCancels:
 
     def take(self, run_id: str, input_id: str | None) -> float | None:
         """The request time a run starting (or resuming) as ``run_id`` for ``input_id``
-        takes, if any; the pending requests for either are dropped."""
-        asked = self._runs.pop(run_id, None)
-        if input_id:
-            asked = self._inputs.pop(input_id, asked)
-        return asked
+        takes, if any: the first, when it was asked both ways; both are dropped."""
+        by_run = self._runs.pop(run_id, None)
+        by_input = self._inputs.pop(input_id, None) if input_id else None
+        return min((t for t in (by_run, by_input) if t is not None), default=None)
 
 
 def _note(table: dict[str, float], key: str, asked: float) -> None:
