@@ -1,12 +1,16 @@
 """This package's agent for ``bench/network.py``, run as a child process.
 
-    .venv/bin/python bench/network_agent.py --ably-port PORT --key KEY
+    .venv/bin/python bench/network_agent.py --ably-port PORT --key KEY [--multitask interrupt]
 
 Serves ``create_agent_app(agent, channel_factory=...)`` under uvicorn on 127.0.0.1 (any free
 port) with ``AblyChannel`` on one ably-python connection, as ``tests/js/harness.py`` does for
 the interop tests. The Ably options point at ``--ably-port``: ``bench/network.py`` passes
 its delaying proxy there, so the agent's realtime websocket and its REST requests both cross
-the delayed link. Prints one JSON line ``{"port": N, "package": DIR}`` (where
+the delayed link. ``--multitask`` is the endpoint's multitask strategy (default
+``concurrent``, passed to ``create_agent_app`` only when another one is asked for, so that
+``bench/network.py --agent-ref`` still runs commits from before the strategies);
+``bench/bargein.py`` runs one child with ``interrupt`` and one with ``concurrent``. Prints one
+JSON line ``{"port": N, "package": DIR, "multitask": S}`` (``package``: where
 ``langgraph_interrupt`` was imported from) once the HTTP socket listens, then serves until
 SIGTERM or SIGINT (then every open run ends ``cancelled``, as at any shutdown).
 
@@ -43,6 +47,9 @@ from langgraph_interrupt.testing.ably_broker._client_options import python_clien
 
 TOKEN = "tok "  # what both agents stream, 4 characters a token
 MAX_TOKENS = 100_000
+# create_agent_app's multitask strategies (langgraph_interrupt.transport._multitask), spelled
+# out so that --help works on a commit from before them
+MULTITASK = ("concurrent", "interrupt", "rollback", "enqueue", "reject")
 
 
 def script_of(extra: Any) -> tuple[int, float]:
@@ -74,7 +81,7 @@ async def agent(run: Run, request: AgentRequest) -> None:
     await run.end(result)
 
 
-async def serve(ably_port: int, key: str) -> None:
+async def serve(ably_port: int, key: str, multitask: str = "concurrent") -> None:
     options = python_client_options("127.0.0.1", ably_port, key=key, client_id="py-agent")
     ably = AblyRealtime(**options)
 
@@ -85,16 +92,25 @@ async def serve(ably_port: int, key: str) -> None:
         finally:  # after every run ended: the agent's connection goes last
             await ably.close()
 
+    strategy = {} if multitask == "concurrent" else {"multitask": multitask}
     app = create_agent_app(agent, channel_factory=lambda name: AblyChannel(ably, name),
                            allow_session=lambda name: name.startswith("ai:"),
-                           lifespan=lifespan)
-    listener = socket.create_server(("127.0.0.1", 0))
+                           lifespan=lifespan, **strategy)
+    # proto=IPPROTO_TCP, as uvicorn binds its own sockets: asyncio turns Nagle off only on
+    # sockets whose proto says TCP, and socket.create_server's (and every socket accepted
+    # from it) says 0. Without it an answer that uvicorn writes in two segments (head, then
+    # body) waits for the client's delayed ACK, 40 ms on Linux, whenever a POST follows
+    # another exchange on the connection closely (a barge-in, bench/bargein.py).
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
     server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, setattr, server, "should_exit", True)
     print(json.dumps({"port": listener.getsockname()[1],
-                      "package": os.path.dirname(langgraph_interrupt.__file__)}), flush=True)
+                      "package": os.path.dirname(langgraph_interrupt.__file__),
+                      "multitask": multitask}), flush=True)
     try:
         await server.serve(sockets=[listener])
     finally:
@@ -106,8 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ably-port", type=int, required=True,
                         help="where the agent's Ably client connects (the delaying proxy)")
     parser.add_argument("--key", required=True, help="the broker's API key")
+    parser.add_argument("--multitask", choices=MULTITASK, default="concurrent",
+                        help="the endpoint's multitask strategy: what a new input does while "
+                        "a run of its session streams (default concurrent)")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.ably_port, args.key))
+    asyncio.run(serve(args.ably_port, args.key, args.multitask))
     return 0
 
 

@@ -2,12 +2,18 @@
 // its Vercel ChatTransport and ai@7's Chat, which useChat wraps) connected straight to the
 // offline broker, driving two agent endpoints in turn and timing what a front end sees.
 //
-//   node tests/js/bench/driver.mjs '<json config>'     (started by bench/network.py)
+//   node tests/js/bench/driver.mjs '<json config>'     (started by bench/network.py, bench/bargein.py)
 //
-// config: { ably: <ably-js options without clientId>, agents: [{name, url}, ...], prefix,
-//           groups: ["turns", "cancel", "stop", "tokens"], samples: {turns, cancel, stop,
-//           tokens}, scripts: {text, hold, fast} ({tokens, intervalMs} each),
+// config: { ably: <ably-js options without clientId>, agents: [{name, url, mode?}, ...], prefix,
+//           groups: ["turns", "cancel", "stop", "tokens", "bargein"], samples: {turns, cancel,
+//           stop, tokens, bargein}, scripts: {text, hold, fast} ({tokens, intervalMs} each),
 //           turnsPerConversation, thinkMs, seed, timeoutMs, tokensTimeoutMs }
+//
+// The "bargein" group (bench/bargein.py) barges in on a streaming answer; an agent's `mode`
+// says how: "interrupt" (view.send + POST of the new message; the agent's multitask strategy
+// cancels the old run), "cancel-wait" (session.cancel(runId), wait until the run is seen
+// cancelled, then view.send + POST) or "cancel-send" (session.cancel(runId) not awaited, then
+// view.send + POST at once). Two agent entries may share a url.
 //
 // Prints one JSON line per sample, {"kind": "sample", "group", "agent", "index", ...figures},
 // then {"kind": "done"}; on a failure {"kind": "error", "group", "agent", "error"} and exit 1.
@@ -297,6 +303,78 @@ const groups = {
       close: () => conversations.close(),
     };
   },
+};
+
+// -- barge-in (bench/bargein.py) ---------------------------------------------------------------
+
+/** view.send + POST of the barging message; times from t0. */
+async function bargeSend(conversation, agent, t0) {
+  const run = await send(conversation.session, 'no, something else');
+  const sent = now();
+  const startSeen = run.started.then(() => now());
+  startSeen.catch(() => {});
+  const answer = await post(agent, run, 'barge', config.scripts.text);
+  const posted = now();
+  return { run, sentMs: sent - t0, postMs: posted - sent, startSeen, answer };
+}
+
+/**
+ * A long answer streams; once its first delta was seen (and a random part of one token
+ * interval passed) the user barges in at t0. Figures from t0: the old run's ai-run-end
+ * (cancelled) seen, the new run's ai-run-start seen, its first text delta seen.
+ */
+async function bargeIn(conversation, agent) {
+  const old = await turn(conversation, agent, 'hold', config.scripts.hold);
+  await sleep(random() * config.scripts.hold.intervalMs);
+  const t0 = now();
+  let barge;
+  let cancelPublishMs = null;
+  let sendAtMs = 0;
+  if (agent.mode === 'interrupt') {
+    barge = await bargeSend(conversation, agent, t0); // the agent cancels the old run itself
+  } else if (agent.mode === 'cancel-wait') {
+    await conversation.session.cancel(old.runId);
+    cancelPublishMs = now() - t0;
+    await conversation.ended(old.runId, 'cancelled');
+    sendAtMs = now() - t0;
+    barge = await bargeSend(conversation, agent, t0);
+  } else if (agent.mode === 'cancel-send') {
+    const cancelling = conversation.session.cancel(old.runId); // as the README's `void session.cancel`
+    cancelling.catch(() => {});
+    barge = await bargeSend(conversation, agent, t0);
+    await cancelling;
+  } else {
+    throw new Error(`unknown barge-in mode ${agent.mode}`);
+  }
+  const started = await withTimeout(barge.startSeen, `ai-run-start of the barging run`);
+  const output = await conversation.until(() => conversation.outputs.get(barge.run.inputCodecMessageId), 'the first text delta of the barging run');
+  const oldEnd = await conversation.ended(old.runId, 'cancelled');
+  const newRunId = barge.run.runId;
+  if (newRunId === old.runId) throw new Error('the barging message joined the old run');
+  await conversation.ended(newRunId, 'complete');
+  await sleep(config.thinkMs);
+  return {
+    mode: agent.mode,
+    cancelledMs: oldEnd.t - t0,
+    startMs: started - t0,
+    firstDeltaMs: output.first - t0,
+    sendAtMs,
+    sentMs: barge.sentMs,
+    postMs: barge.postMs,
+    cancelPublishMs,
+    oldBeforeNewStart: oldEnd.t <= started,
+    epochMs: performance.timeOrigin + t0, // for bench/bargein.py --trace
+    channel: conversation.channelName,
+    hold: old.figures,
+  };
+}
+
+groups.bargein = (agent) => {
+  const conversations = blocks(agent, 'bargein');
+  return {
+    sample: async () => bargeIn(await conversations.next(), agent),
+    close: () => conversations.close(),
+  };
 };
 
 // -- main ---------------------------------------------------------------------------------------
