@@ -76,6 +76,7 @@ class ClientSession:
         self._waiters: list[tuple[Callable[[ClientSession], Any], asyncio.Future[Any]]] = []
         self._buffer: list[ChannelMessage] | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._connecting = asyncio.Lock()
         self._closed = False
         #: The last ``keep_received`` messages received, in order (live and history), for
         #: inspection and demos. Bounded: a long session must not keep every token alive
@@ -86,13 +87,30 @@ class ClientSession:
     # -- connection -------------------------------------------------------------------------
     async def connect(self) -> None:
         """Subscribe, attach, then fold history up to the attach point (idempotent)."""
-        if self._closed:
-            raise SessionClosedError(unable_to("connect", "the client session is closed"))
-        if self._unsubscribe is not None:
-            return
-        self._buffer = []
-        self._unsubscribe = self.channel.subscribe(self._on_message)
-        await self.channel.attach(serial=False)  # history is bounded without it
+        async with self._connecting:  # a second caller returns once the first is done
+            if self._closed:
+                raise SessionClosedError(unable_to("connect", "the client session is closed"))
+            if self._unsubscribe is not None:
+                return
+            self._buffer = []
+            try:
+                self._unsubscribe = self.channel.subscribe(self._on_message)
+                await self.channel.attach(serial=False)  # history is bounded without it
+                older = await self._history()
+            except BaseException:  # not connected: connect() may be tried again
+                self._buffer = None
+                if self._unsubscribe is not None and not self._closed:
+                    self._unsubscribe()
+                self._unsubscribe = None
+                raise
+            buffered, self._buffer = self._buffer, None
+            for message in reversed(older):
+                self._fold(message)
+            for message in buffered:
+                self._fold(message)
+
+    async def _history(self) -> list[ChannelMessage]:
+        """The history up to the attach point, newest first (at most ``max_pages``)."""
         older: list[ChannelMessage] = []
         page = await self.channel.history(limit=self._page_size, until_attach=True)
         for _ in range(self._max_pages):
@@ -100,11 +118,7 @@ class ClientSession:
             if not page.has_next():
                 break
             page = await page.next()
-        buffered, self._buffer = self._buffer, None
-        for message in reversed(older):
-            self._fold(message)
-        for message in buffered:
-            self._fold(message)
+        return older
 
     async def close(self) -> None:
         if self._closed:
@@ -263,6 +277,8 @@ class ClientSession:
         value = predicate(self)
         if value:
             return value
+        if self._closed:  # nothing more will be received
+            raise SessionClosedError("the client session closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         entry = (predicate, future)
         self._waiters.append(entry)
