@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 
@@ -368,3 +369,26 @@ async def test_a_publish_taken_for_someone_elses_duplicate_is_a_clear_error(
 
     with pytest.raises(ChannelError, match="duplicate of message"):
         await run.end()
+
+
+async def test_a_cancelled_history_scan_stops_instead_of_retrying() -> None:
+    """The live input won the race: the scan is cancelled, and history is not read again."""
+    from langgraph_interrupt.transport._trigger import scan_history
+
+    calls = 0
+    reading = asyncio.Event()
+
+    class SlowHistory:
+        async def history(self, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            reading.set()
+            await asyncio.Event().wait()
+
+    scan = asyncio.create_task(scan_history(SlowHistory(), "e-1", max_pages=5,  # type: ignore[arg-type]
+                                            page_size=10))
+    await reading.wait()
+    scan.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await scan
+    assert calls == 1

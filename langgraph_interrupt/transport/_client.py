@@ -86,7 +86,14 @@ class ClientSession:
 
     # -- connection -------------------------------------------------------------------------
     async def connect(self) -> None:
-        """Subscribe, attach, then fold history up to the attach point (idempotent)."""
+        """Subscribe, attach, then fold history up to the attach point (idempotent).
+
+        Concurrent callers share one connection: each returns once history is folded. A
+        connect that fails is undone, so calling it again tries again.
+
+        Raises:
+            SessionClosedError: the session was closed.
+        """
         async with self._connecting:  # a second caller returns once the first is done
             if self._closed:
                 raise SessionClosedError(unable_to("connect", "the client session is closed"))
@@ -273,7 +280,13 @@ class ClientSession:
     async def wait_for(self, predicate: Callable[[ClientSession], Any], *,
                        timeout: float | None = None) -> Any:
         """Wait until ``predicate(self)`` returns something truthy (checked after every
-        received message) and return it."""
+        received message) and return it.
+
+        Raises:
+            TimeoutError: not within ``timeout`` seconds.
+            SessionClosedError: the session is (or gets) closed first: nothing more will
+                arrive.
+        """
         value = predicate(self)
         if value:
             return value

@@ -114,6 +114,10 @@ class HistoryScan:
 
 
 def _retryable(exc: BaseException) -> bool:
+    # Never a cancellation: a scan cancelled because the live input won must stop, not
+    # read history again after a backoff.
+    if not isinstance(exc, Exception):
+        return False
     return not isinstance(exc, ChannelError) or exc.retryable
 
 
