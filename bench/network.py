@@ -643,7 +643,7 @@ async def _run(args: argparse.Namespace, progress: bool, groups: list[str],
                         agent: proxy.trace or [] for agent, proxy in zip(AGENTS, proxies,
                                                                          strict=True)}, delay)
                     for proxy in proxies:
-                        proxy.trace = []
+                        proxy.trace.clear()  # the connections' WireTaps hold this list
         finally:
             for child in reversed(children):
                 await child.stop()
