@@ -45,6 +45,10 @@ class Admission:
             logger.info("run %s refused: %s", run.run_id, exc.message)
             await run._end_unstarted("error", exc)
             raise
+        if self._turn is not None and run.multitask in ("interrupt", "rollback"):
+            # The runs this one interrupted start ending in tasks: let them take their first
+            # step (their terminal publishes) before the caller writes its HTTP answer.
+            await asyncio.sleep(0)
 
     async def wait_turn(self) -> None:
         """Wait until the runs this one interrupted have ended, or its turn in the queue
@@ -53,15 +57,30 @@ class Admission:
         if turn is None:
             return
         run = self._run
-        aborted = asyncio.ensure_future(run.signal.wait())
         # Interrupted runs end within their terminal bound; a queue waits as long as it takes.
         bound = 2 * run._terminal_timeout if run.multitask in ("interrupt", "rollback") \
             else None
-        try:
-            await asyncio.wait({turn, aborted}, timeout=bound,
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            aborted.cancel()
+        if not turn.done():
+            # One future woken by callbacks, not asyncio.wait on a task per signal: the
+            # hand-over from the interrupted run's end to this run's start is the hot path.
+            loop = run.loop
+            woken: asyncio.Future[None] = loop.create_future()
+
+            def wake(*_: object) -> None:
+                if not woken.done():
+                    woken.set_result(None)
+
+            turn.add_done_callback(wake)
+            stop_listening = run.signal.add_callback(
+                lambda _reason: loop.call_soon_threadsafe(wake))
+            try:
+                async with asyncio.timeout(bound):
+                    await woken
+            except TimeoutError:
+                pass
+            finally:
+                turn.remove_done_callback(wake)
+                stop_listening()
         if turn.cancelled() or run.cancelled:  # (a cancelled turn: the session closed)
             await run._end_unstarted("cancelled", None)
             raise OperationCancelledError(unable_to("start run", run.signal.reason

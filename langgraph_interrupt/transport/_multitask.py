@@ -129,7 +129,8 @@ class RunGate:
                                   rollback=strategy == "rollback")
             for victim in victims:
                 victim.cancel(reason)  # a victim cancelled earlier keeps its first reason
-            waiting = asyncio.gather(*(self._active[victim] for victim in victims))
+            gone = [self._active[victim] for victim in victims]
+            waiting = gone[0] if len(gone) == 1 else asyncio.gather(*gone)
         self._active[run] = run.loop.create_future()
         return waiting
 
