@@ -158,9 +158,10 @@ async def test_an_interrupted_run_reports_its_timeline_everywhere(
         run, _, task = await start_streaming(client, agent)
         with caplog.at_level(logging.INFO, logger="langgraph_interrupt.transport"):
             await client.cancel(run.run_id, reason="user_speaking")
-            await task
+            result = await task
     timeline = run.interruption
     assert timeline is not None and reported == [(run, timeline)]
+    assert result.interruption == timeline, "the pipe's result carries it, complete"
     assert (timeline.reason, timeline.requester) == ("user_speaking", "user-abc")
     marks = [timeline.requested_at, timeline.received_at, timeline.aborted_at,
              timeline.stopped_at, timeline.published_at]
@@ -180,5 +181,5 @@ async def test_a_run_that_was_not_cancelled_has_no_timeline(
     handle = await client.send("hi")
     run = agent.create_run(handle.invocation)
     async with run:
-        await run.pipe(ScriptedStream(TOKENS[:2]))
-    assert run.interruption is None
+        result = await run.pipe(ScriptedStream(TOKENS[:2]))
+    assert run.interruption is None and result.interruption is None

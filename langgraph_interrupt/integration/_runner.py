@@ -32,7 +32,7 @@ from langgraph.types import Command
 from .._abort import CancelReason, RunCancelled, RunCancelledError
 from .._errors import OperationCancelledError
 from .._wire import EVENT_INPUT, H_EVENT_ID, H_RUN_ID, read_envelope
-from ..transport import Run
+from ..transport import Interruption, Run
 from ._handler import RunCallbackHandler
 from ._messages import load_conversation, to_langchain
 from ._repair import RepairReport, repair_thread
@@ -66,6 +66,7 @@ class GraphOutcome:
     repair: RepairReport | None = None
     drained: bool = False  # a drain-mode cancel stopped at a step boundary
     rolled_back: bool = False  # the run's writes were discarded (``rollback`` strategy)
+    interruption: Interruption | None = None  # a cancelled run's timeline (Run.interruption)
 
 
 async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
@@ -143,7 +144,7 @@ async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
                                          before)
         return GraphOutcome("cancelled", cancel_reason=run.signal.reason,
                             repair=repair or None, drained=isinstance(error, GraphDrained),
-                            rolled_back=repair is False)
+                            rolled_back=repair is False, interruption=run.interruption)
     if error is not None:
         logger.info("run %s: graph raised %r", run.run_id, error)
         await run.end("error", error=error)

@@ -142,8 +142,9 @@ class Pipe:
             raise asyncio.CancelledError
         if outcome == "error" and error is None:
             error = StreamError(unable_to("complete run", "unknown error"))
-        return PipeResult(outcome, error, signal.reason if outcome == "cancelled" else None,
-                          finish_reason)
+        cancelled = outcome == "cancelled"
+        return PipeResult(outcome, error, signal.reason if cancelled else None, finish_reason,
+                          self._run.interruption if cancelled else None)
 
     async def _finish(self, outcome: RunEndReason) -> None:
         """Close a pipe that was not cancelled: its streams, its step, then wait for the

@@ -16,6 +16,7 @@ from .._abort import CancelReason
 from .._errors import AITransportError, StreamError, unable_to
 from .._wire import RunEndReason
 from ..codec import Chunk
+from ._progress import Interruption
 
 __all__ = ["PipeResult", "as_error", "chunks_of", "close_quietly"]
 
@@ -32,12 +33,15 @@ class PipeResult:
         error: the error for ``reason == "error"``.
         cancel_reason: why, for ``reason == "cancelled"``.
         finish_reason: the ``finishReason`` of the source's ``finish`` chunk, if any.
+        interruption: for ``reason == "cancelled"``, the cancel's timeline (received →
+            aborted → stopped → terminal sequence acknowledged), as ``Run.interruption``.
     """
 
     reason: RunEndReason
     error: AITransportError | None = None
     cancel_reason: CancelReason | None = None
     finish_reason: str | None = None
+    interruption: Interruption | None = None
 
     @property
     def suspend_requested(self) -> bool:

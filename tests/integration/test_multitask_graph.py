@@ -75,6 +75,9 @@ async def test_a_new_input_interrupts_a_run_mid_tool_and_the_thread_stays_valid(
     assert first_outcome.cancel_reason is not None
     assert first_outcome.cancel_reason.name == "new_input"
     assert first_outcome.rolled_back is (strategy == "rollback")
+    timeline = first_outcome.interruption
+    assert timeline is not None and timeline.reason == "new_input"
+    assert timeline.published_at is not None and timeline.total is not None
     assert second_outcome.reason == "complete"
     ended = await first.wait_ended(timeout=5)
     assert (ended.status, ended.cancel_reason) == ("cancelled", "new_input")
