@@ -13,12 +13,16 @@ checked by the model itself. Tools:
   is still pending when Stop is pressed, so it must never run.
 * ``ask_user``: human in the loop, ``interrupt()`` with a question; the client's tool result
   (an object) is the answer, and the tool returns it as it came.
+* ``long_job``: a slow tool for the multitask scenarios (``scenarios_multitask.mjs``): it
+  reports that it runs as a data part, then runs until the scenario releases it
+  (``POST /test/release``, :data:`RELEASE_ROUTE`) or the run is cancelled.
 * ``VALUE_TOOLS``: server tools returning each kind of value (a list, a number, a bool,
   ``None``, a pydantic model, JSON-looking text, content blocks), for the wire's fidelity.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 from dataclasses import dataclass, field
@@ -32,6 +36,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Send, interrupt
 from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from langgraph_interrupt.integration import (
     CancellableToolNode,
@@ -89,6 +96,36 @@ def ask_user(question: str) -> Any:
     return interrupt({"question": question})
 
 
+#: LangGraph thread (the session name, unique to one server) -> set when the scenario says
+#: that thread's long job may finish: the test's stand-in for "the job is done now".
+RELEASES: dict[str, asyncio.Event] = {}
+
+
+@tool
+async def long_job(name: str, config: RunnableConfig) -> str:
+    """Run a long job."""
+    released = RELEASES.setdefault(thread_of(config), asyncio.Event())
+    await adispatch_custom_event("job-progress", {"job": name, "state": "running"})
+    done = asyncio.ensure_future(released.wait())
+    stopped = asyncio.ensure_future(get_abort_signal().wait())
+    try:
+        await asyncio.wait({done, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        done.cancel()
+        stopped.cancel()
+    return f"Job {name} finished." if released.is_set() else f"Job {name} stopped."
+
+
+async def release(request: Request) -> JSONResponse:
+    """``POST {"thread"}``: the long job of that thread (session) finishes now."""
+    thread = (await request.json())["thread"]
+    RELEASES.setdefault(thread, asyncio.Event()).set()
+    return JSONResponse({"released": thread})
+
+
+RELEASE_ROUTE = Route("/test/release", release, methods=["POST"])
+
+
 class Reading(BaseModel):
     station: str
     day: datetime.date
@@ -116,7 +153,7 @@ def _value_tool(name: str) -> Any:
 
 
 VALUE_TOOLS = [_value_tool(name) for name in VALUES]
-TOOLS = [get_weather, crawl_site, send_report, ask_user, *VALUE_TOOLS]
+TOOLS = [get_weather, crawl_site, send_report, ask_user, long_job, *VALUE_TOOLS]
 
 
 def answer_of(message: ToolMessage) -> Any:
@@ -156,11 +193,27 @@ def respond(messages: list[BaseMessage]) -> AIMessage | str:
             return AIMessage("", tool_calls=[{"name": name, "args": {}, "id": f"call_{name}"}
                                              for name in VALUES])
         return f"Got {len(results)} values."
+    if "long job" in asked:
+        if not results:
+            return AIMessage("Starting the job.", tool_calls=[
+                {"name": "long_job", "args": {"name": "reindex"}, "id": f"call_job_{human}"}])
+        return "The job is over."
+    if "what happened" in asked:
+        return what_happened(messages[:human])
     if "what did you do" in asked:
         cancelled = [str(m.name) for m in messages if isinstance(m, ToolMessage)
                      and is_cancelled_tool_message(m)]
         return f"I stopped when you asked. Not done: {', '.join(cancelled) or 'nothing'}."
     return GREETING
+
+
+def what_happened(earlier: list[BaseMessage]) -> str:
+    """The model's account of the history it was given: the user's requests and the long
+    jobs' results (so a client's text shows what the model saw)."""
+    asks = [m.text for m in earlier if isinstance(m, HumanMessage)]
+    jobs = ["cancelled" if is_cancelled_tool_message(m) else m.text for m in earlier
+            if isinstance(m, ToolMessage) and m.name == "long_job"]
+    return f"You asked: {' | '.join(asks) or 'nothing'}. Jobs: {' | '.join(jobs) or 'none'}."
 
 
 def build_graph() -> Any:

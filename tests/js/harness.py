@@ -29,7 +29,7 @@ import socket
 import subprocess
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ import pytest
 import uvicorn
 from ably import AblyRealtime
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 
 from langgraph_interrupt.channels import AblyChannel
 from langgraph_interrupt.server import create_agent_app
@@ -64,11 +65,15 @@ class InteropServer:
 
     Args:
         agent: the endpoint's agent (or graph).
+        routes: more routes on the endpoint's app: test controls the Node scenarios call
+            (``graph_agent.RELEASE_ROUTE``).
         app_options: more keyword arguments for ``create_agent_app``.
     """
 
-    def __init__(self, agent: Any, **app_options: Any) -> None:
+    def __init__(self, agent: Any, *, routes: Sequence[BaseRoute] = (),
+                 **app_options: Any) -> None:
         self.agent = agent
+        self.routes = list(routes)
         self.app_options = app_options
         self.prefix = f"ai:interop-{uuid.uuid4().hex[:8]}"
         self._ready = threading.Event()
@@ -107,6 +112,15 @@ class InteropServer:
         options = self.broker.js_client_options("placeholder")
         options.pop("clientId", None)
         return options
+
+    def wire(self, channel: str, event: str) -> list[tuple[str | None, dict[str, str]]]:
+        """The ``event`` messages of ``channel`` as the broker stored them: (publisher's
+        client id, transport headers), oldest first."""
+        broker = self.broker
+        assert broker is not None
+        stored = self.call(lambda: broker.history(channel))
+        return [(m.get("clientId"), m["extras"]["ai"]["transport"])
+                for m in stored if m.get("name") == event]
 
     def call(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Run ``fn`` (a function or a coroutine function) on the server's loop: thread-safe
@@ -149,6 +163,7 @@ class InteropServer:
                        "lifespan": lifespan, **self.app_options}
             app = create_agent_app(self.agent, channel_factory=lambda n: AblyChannel(ably, n),
                                    **options)
+            app.router.routes.extend(self.routes)
             listener = socket.create_server(("127.0.0.1", 0))
             self.port = listener.getsockname()[1]
             self._server = uvicorn.Server(uvicorn.Config(app, lifespan="on",

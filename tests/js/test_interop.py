@@ -53,11 +53,7 @@ class Interop:
     def wire(self, name: str, event: str) -> list[tuple[str | None, dict[str, str]]]:
         """The ``event`` messages of scenario ``name``'s channel as the broker stored them:
         (publisher's client id, transport headers), oldest first."""
-        broker = self.server.broker
-        assert broker is not None
-        stored = self.server.call(lambda: broker.history(f"{self.server.prefix}-{name}"))
-        return [(m.get("clientId"), m["extras"]["ai"]["transport"])
-                for m in stored if m.get("name") == event]
+        return self.server.wire(f"{self.server.prefix}-{name}", event)
 
     def agent_saw(self, name: str) -> list[dict[str, Any]]:
         """What the agent recorded for the runs of scenario ``name`` (read on its loop)."""

@@ -229,7 +229,7 @@ export class NodeChat extends AbstractChat {
   report() {
     return {
       status: this.status,
-      error: this.error ? { message: this.error.message, code: this.error.code ?? null } : null,
+      error: this.error ? { message: this.error.message, code: this.error.code ?? null, statusCode: this.error.statusCode ?? null } : null,
       messages: this.messages.map((m) => ({ role: m.role, text: textOfMessage(m), parts: m.parts.map((p) => p.type) })),
     };
   }
@@ -246,7 +246,9 @@ export function chatFor(session, scenario, extraBody = {}, chatInit = {}) {
     }),
     fetch: async (url, init) => {
       const response = await fetch(url, init);
-      posts.push({ url: String(url), method: init.method, status: response.status, body: JSON.parse(init.body) });
+      const post = { url: String(url), method: init.method, status: response.status, body: JSON.parse(init.body), answer: null };
+      posts.push(post);
+      post.answer = await response.clone().json().catch(() => null); // the endpoint's JSON answer
       return response;
     },
   });
