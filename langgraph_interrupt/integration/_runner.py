@@ -38,6 +38,7 @@ from ._messages import load_conversation, to_langchain
 from ._repair import RepairReport, repair_thread
 from ._rollback import rollback_thread, thread_head
 from ._signal import RunScope, bind_abort_signal
+from ._thread_turn import thread_turn
 
 __all__ = ["AUTO", "CancelMode", "GraphOutcome", "run_graph"]
 
@@ -92,11 +93,25 @@ async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
             await run.start()
         except OperationCancelledError:  # cancelled before it started: nothing to repair
             return GraphOutcome("cancelled", cancel_reason=run.signal.reason)
-    if run.state == "active" and not run.cancelled:
-        run.begin_step()  # acknowledged while the graph reads its input and calls the model
     scope = RunScope(run.signal)
     handler = RunCallbackHandler(run, stop_on_cancel=False, scope=scope)
     cfg = _config(graph, run, config, handler)
+    async with thread_turn(graph, cfg, run.signal) as ours:
+        if not ours:  # cancelled while another run of the thread ran: nothing to undo
+            await run.end("cancelled")
+            return GraphOutcome("cancelled", cancel_reason=run.signal.reason,
+                                interruption=run.interruption)
+        return await _run_turn(graph, run, scope, handler, cfg, input, cancel_mode,
+                               drain_grace, messages_key, tool_node)
+
+
+async def _run_turn(graph: Any, run: Run, scope: RunScope, handler: RunCallbackHandler,
+                    cfg: RunnableConfig, input: Any, cancel_mode: CancelMode,
+                    drain_grace: float, messages_key: str,
+                    tool_node: str | None) -> GraphOutcome:
+    """The graph run itself, holding the thread's turn."""
+    if run.state == "active" and not run.cancelled:
+        run.begin_step()  # acknowledged while the graph reads its input and calls the model
     try:
         before = await thread_head(graph, cfg)  # what a rollback returns the thread to
         if input is AUTO:

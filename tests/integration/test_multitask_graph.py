@@ -101,7 +101,7 @@ async def test_a_new_input_interrupts_a_run_mid_tool_and_the_thread_stays_valid(
 
 async def test_rollback_right_after_the_run_began_leaves_the_thread_as_it_was(
         broker: InMemoryBroker, client: ClientSession) -> None:
-    """Cancelled as it began (its input may be written already): the thread is as before."""
+    """Cancelled as it began: the thread is as before."""
     agent = AgentSession(broker.channel(SESSION, client_id="agent"), multitask="rollback")
     await agent.connect()
     model = StrictFakeChatModel(["Hello there.", "Second."])
@@ -114,8 +114,72 @@ async def test_rollback_right_after_the_run_began_leaves_the_thread_as_it_was(
     await first_run.start()
     first_run.cancel(CancelReason("input", rollback=True))
     outcome = await run_graph(graph, first_run)
-    assert (outcome.reason, outcome.rolled_back) == ("cancelled", True), \
-        "rolled back, though there was nothing to undo"
+    assert (outcome.reason, outcome.rolled_back) == ("cancelled", False), \
+        "cancelled before it had the thread: the graph never ran, nothing to undo"
     after = await graph.aget_state(CFG)
     assert (after.values, after.next) == (before.values, before.next)
+    await agent.close()
+
+
+async def test_concurrent_runs_of_one_thread_take_turns_and_both_turns_are_kept(
+        broker: InMemoryBroker, client: ClientSession) -> None:
+    """``concurrent`` (the default): the second run starts on the wire at once, waits for
+    the thread, and then sees the first run's finished turn; nothing is overwritten."""
+    agent = AgentSession(broker.channel(SESSION, client_id="agent"))
+    await agent.connect()
+    started, release = threading.Event(), asyncio.Event()
+
+    @tool
+    async def slow_job(q: str) -> str:
+        """A job that takes a while."""
+        started.set()
+        await release.wait()
+        return "job finished"
+
+    model = StrictFakeChatModel([
+        AIMessage(content="Starting.", tool_calls=[{"name": "slow_job", "args": {"q": "x"},
+                                                    "id": "call_job"}]),
+        "The job is over.",
+        lambda messages: f"You asked {sum(m.type == 'human' for m in messages)} things."])
+    graph = chat_graph(model, [slow_job], checkpointer=InMemorySaver())
+    first = await client.send("start the job")
+    first_task = asyncio.create_task(run_graph(graph, agent.create_run(first.invocation)))
+    await asyncio.to_thread(started.wait, 5)
+    second = await client.send("meanwhile, a question")
+    second_run = agent.create_run(second.invocation)
+    second_task = asyncio.create_task(run_graph(graph, second_run))
+    await second.wait_started(timeout=2)  # on the wire at once ...
+    assert len(model.calls) == 2 - 1, "... but its graph waits for the thread"
+    release.set()
+    assert (await first_task).reason == "complete"
+    assert (await second_task).reason == "complete"
+    messages = (await graph.aget_state(CFG)).values["messages"]
+    assert _summary({"messages": messages}) == [
+        ("human", "start the job"), ("ai", "Starting."), ("tool", "job finished"),
+        ("ai", "The job is over."), ("human", "meanwhile, a question"),
+        ("ai", "You asked 2 things.")]
+    await agent.close()
+
+
+async def test_a_run_cancelled_while_it_waits_for_its_thread_ends_without_running(
+        broker: InMemoryBroker, client: ClientSession) -> None:
+    agent = AgentSession(broker.channel(SESSION, client_id="agent"))
+    await agent.connect()
+    started = threading.Event()
+    model = StrictFakeChatModel([SEARCHES, "after"])
+    graph = _graph(model, started)
+    first = await client.send("search")
+    first_run = agent.create_run(first.invocation)
+    first_task = asyncio.create_task(run_graph(graph, first_run))
+    await asyncio.to_thread(started.wait, 5)
+    second = await client.send("hello?")
+    second_task = asyncio.create_task(run_graph(graph, agent.create_run(second.invocation)))
+    await second.wait_started(timeout=2)
+    await second.cancel(reason="user_clicked_stop")
+    outcome = await second_task
+    assert outcome.reason == "cancelled" and outcome.repair is None
+    assert len(model.calls) == 1, "the waiting run never called the model"
+    first_run.cancel()
+    assert (await first_task).reason == "cancelled"
+    assert unanswered_tool_calls((await graph.aget_state(CFG)).values["messages"]) == {}
     await agent.close()

@@ -65,12 +65,16 @@ function watchRuns(session) {
 /** What the client does once the second input's POST is answered, until both runs ended;
  *  by the endpoint's strategy. */
 const AFTER_SECOND_POST = {
-  // Both run at once: the second completes while the first still sits in its tool.
+  // Both are active at once: the second starts while the first still sits in its tool;
+  // its graph waits for the thread (run_graph runs one run of a thread at a time), so it
+  // completes once the job's run has.
   async concurrent({ session, channel, first, second, notes }) {
-    await ended(session, await started(session, second), 'complete');
-    notes.firstWhenSecondEnded = statusOf(session, first.runId);
+    const secondRunId = await started(session, second);
+    notes.firstWhenSecondStarted = statusOf(session, first.runId);
+    notes.secondWhenStarted = statusOf(session, secondRunId);
     await release(channel);
     await ended(session, first.runId, 'complete');
+    await ended(session, secondRunId, 'complete');
   },
   // The first is cancelled by the new input, then the second runs.
   async interrupt({ session, first, second }) {
