@@ -30,7 +30,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence, Set
 from typing import Any
 
 from .._cancel import build_cancel
-from .._errors import SessionClosedError, unable_to
+from .._errors import InvalidArgumentError, SessionClosedError, unable_to
 from .._wire import EVENT_INPUT, ChannelMessage, OutboundMessage
 from ..channels import Channel
 from ..codec import UIMessageDecoder
@@ -38,6 +38,8 @@ from ._cancel_filter import active_by_client, runs_to_cancel
 from ._run_info import RunInfo
 from ._run_view import RunView
 from ._send_handle import SendHandle
+from ._steer_handle import SteerHandle
+from ._steering import read_steer_ids
 from ._user_input import tool_result, user_message
 
 __all__ = ["ClientSession", "RunInfo", "SendHandle"]
@@ -180,6 +182,27 @@ class ClientSession:
             output=output, error=error, client_id=self.channel.client_id)
         await self._publish([message])
         return SendHandle(self, event_id, codec_message_id, run_id)
+
+    async def steer(self, run_id: str,
+                    content: str | Mapping[str, Any] | Sequence[Mapping[str, Any]]
+                    ) -> SteerHandle:
+        """Send a follow-up into run ``run_id`` while it runs (the official client's
+        ``ClientRun.steer``): a user message under the run's id, with no parent and no
+        POST. The agent sees it at its next ``has_input()``; :meth:`SteerHandle.outcome`
+        says whether an answer took it in (``consumed``).
+
+        Raises:
+            InvalidArgumentError: (40003) the run has ended here already.
+        """
+        run = self._view.run(run_id)
+        if run is not None and run.ended:
+            raise InvalidArgumentError(unable_to(
+                "steer run", f"run {run_id} has ended ({run.status})"))
+        event_id, cmid, messages = user_message(
+            content, run_id=run_id, parent=None, message_id=None,
+            client_id=self.channel.client_id)
+        await self._publish(messages)
+        return SteerHandle(self, run_id, cmid, event_id)
 
     async def cancel(self, run_id: str, *, reason: str | None = None) -> None:
         """Ask the agent to cancel run ``run_id`` (any participant may ask; the agent's
@@ -329,6 +352,10 @@ class ClientSession:
             elif message.name is None or message.name == "ai-output":
                 if self._view.from_agent(message):
                     self.decoder.apply(message)
+                    if message.name is not None:
+                        run_id, answered = read_steer_ids(message)
+                        if run_id and answered:
+                            self._view.stamped(run_id, answered)
             else:
                 self._view.apply(message)
         except Exception:  # hostile input must never break the subscription

@@ -27,6 +27,7 @@ from .._wire import (
     H_RUN_CLIENT_ID,
     H_RUN_ID,
     H_RUN_REASON,
+    H_STEER_IDS,
     H_STEP_CLIENT_ID,
     H_STEP_ID,
     H_STEP_REASON,
@@ -34,6 +35,7 @@ from .._wire import (
     RunEndReason,
     StepEndReason,
 )
+from ._steering import encode_steer_ids
 from ._trigger import Trigger
 
 __all__ = ["RunHeaders"]
@@ -98,8 +100,10 @@ class RunHeaders:
         headers[H_STEP_REASON] = reason
         return headers
 
-    def output(self, codec_message_id: str, step: tuple[str, str] | None) -> dict[str, str]:
-        """Every ``ai-output`` of a message (§2.6); ``step`` is (step id, start serial)."""
+    def output(self, codec_message_id: str, step: tuple[str, str] | None,
+               steer_ids: tuple[str, ...] = ()) -> dict[str, str]:
+        """Every ``ai-output`` of a message (§2.6); ``step`` is (step id, start serial),
+        ``steer_ids`` the steers this message answers (``steer-codec-message-ids``)."""
         trigger = self.trigger
         headers = {H_ROLE: "assistant", H_CODEC_MESSAGE_ID: codec_message_id,
                    H_RUN_ID: self.run_id, H_RUN_CLIENT_ID: trigger.run_client_id}
@@ -112,6 +116,8 @@ class RunHeaders:
             headers[H_STEP_ID] = step[0]
             headers[H_STEP_CLIENT_ID] = trigger.client_id or ""
             headers[H_STEP_START_SERIAL] = step[1]
+        if steer_ids:
+            headers[H_STEER_IDS] = encode_steer_ids(steer_ids)
         return headers
 
 

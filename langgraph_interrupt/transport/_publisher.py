@@ -36,7 +36,7 @@ STEP_END: dict[RunEndReason, StepEndReason] = {
 class RunPublisher:
     """What one run publishes through (see the module notes)."""
 
-    __slots__ = ("_rollup", "_run", "outbox", "steps", "writer")
+    __slots__ = ("_fresh", "_rollup", "_run", "_steer_ids", "outbox", "steps", "writer")
 
     def __init__(self, run: Run, rollup_window: float) -> None:
         self._run = run
@@ -44,6 +44,8 @@ class RunPublisher:
         self.outbox = Outbox(run.channel, check_serial=self._check_serial)
         self.steps = Steps(self.outbox, run._next_id)
         self.writer: MessageWriter | None = None
+        self._fresh = False  # the current message has published nothing yet
+        self._steer_ids: tuple[str, ...] = ()  # the steers the current message answers
 
     def _check_serial(self, serial: str) -> None:
         """Refuse an acknowledgement that names a message another participant published: the
@@ -67,6 +69,7 @@ class RunPublisher:
         self.writer = MessageWriter(self.outbox,
                                     UIMessageEncoder(cmid, run._h.output(cmid, self.steps.open)),
                                     run._next_id, rollup_window=self._rollup)
+        self._fresh, self._steer_ids = True, ()
         return cmid
 
     async def write(self, chunk: Chunk) -> None:
@@ -75,6 +78,13 @@ class RunPublisher:
             self.new_message()
         if self.steps.open is None:  # right before the first output, unless begun earlier
             await self._open_step()
+        if self._fresh:  # the message's first publish: it answers the steers drained so far
+            self._fresh = False
+            self._run._steering.produced = True
+            ids = self._run._steering.take()
+            if ids:
+                self._steer_ids = ids
+                self._set_headers(self.steps.open)
         outbox = self.outbox
         if outbox.full:
             await outbox.room()
@@ -86,10 +96,12 @@ class RunPublisher:
         self.steps.begin(self._run._h)
 
     async def _open_step(self) -> None:
-        step = await self.steps.opened(self._run._h)
+        self._set_headers(await self.steps.opened(self._run._h))
+
+    def _set_headers(self, step: tuple[str, str] | None) -> None:
         if self.writer is not None:
             self.writer.encoder.headers = self._run._h.output(
-                self.writer.encoder.codec_message_id, step)
+                self.writer.encoder.codec_message_id, step, self._steer_ids)
 
     def cancel_streams(self) -> None:
         """Terminate the current message's open streams (``status:"cancelled"``)."""

@@ -32,6 +32,7 @@ from typing import Literal
 from .._abort import AbortController, AbortSignal, CancelReason, RunCancelled, RunCancelledError
 from .._errors import (
     AITransportError,
+    ErrorCode,
     InvalidArgumentError,
     OperationCancelledError,
     RunLifecycleError,
@@ -60,6 +61,7 @@ from ._pipe import Pipe, interrupt_pipe
 from ._progress import Interruption, RunProgress, now_ms
 from ._publisher import STEP_END, RunPublisher
 from ._source import PipeResult, as_error
+from ._steering import Steer, SteerBox
 from ._trigger import Trigger
 
 __all__ = ["OnCancelled", "PipeResult", "Run", "RunHost", "RunState"]
@@ -70,6 +72,8 @@ RunState = Literal["created", "active", "suspended", "ended"]
 OnCancelled = Callable[["Run", CancelReason], Awaitable[None] | None]
 #: Called once per interrupted run, after its terminal sequence was acknowledged.
 OnInterrupted = Callable[["Run", Interruption], None]
+#: A hint that a steer arrived (once per steering message); :meth:`Run.has_input` drains.
+OnSteer = Callable[["Run", Steer], None]
 _DELTAS = frozenset({"text-delta", "reasoning-delta"})
 Finalizer = Callable[["Run", str], Awaitable[None] | None]
 
@@ -92,8 +96,11 @@ class Run:
                  signal: AbortSignal | None, terminal_timeout: float,
                  append_rollup_window: float = 0.0,
                  multitask: MultitaskStrategy = "concurrent", timeout: float | None = None,
-                 on_interrupted: OnInterrupted | None = None) -> None:
+                 on_interrupted: OnInterrupted | None = None,
+                 on_steer: OnSteer | None = None) -> None:
         self._session = session
+        self._steering = SteerBox()
+        self._on_steer = on_steer
         #: Live facts for ``on_cancel`` decisions (elapsed, tokens, node, generating).
         self.progress = RunProgress()
         self._timeout = timeout
@@ -317,6 +324,40 @@ class Run:
         if self.state != "active":
             raise RunLifecycleError(unable_to(what, f"run {self.run_id} is {self.state}"))
 
+    # -- steering --------------------------------------------------------------------------------
+    def has_input(self) -> bool:
+        """Whether the agent should (still) produce a response: ``while run.has_input():``.
+
+        True before the run's first output (the initial response to its trigger), then
+        whenever steers arrived since the last call. It DRAINS them: the next output
+        message published answers them (its messages carry their ids in
+        ``steer-codec-message-ids``, which is how a client's steer outcome becomes
+        ``consumed``). Always False once the run is cancelled (nothing is drained).
+        """
+        if self.cancelled:
+            return False
+        box = self._steering
+        had = box.drain()
+        return had or not box.produced
+
+    @property
+    def steers(self) -> tuple[Steer, ...]:
+        """The steers :meth:`has_input` drained that no output has answered yet: what
+        the next model call should see (their content is on the channel, by id)."""
+        return self._steering.drained
+
+    def _steered(self, steer: Steer) -> None:
+        """A steer for this run arrived (the session routes it): keep it, and hint."""
+        if not self._steering.add(steer) or self._on_steer is None:
+            return
+        try:
+            self._on_steer(self, steer)
+        except Exception as exc:
+            logger.exception("run %s: on_steer raised", self.run_id)
+            error = AITransportError(unable_to("notify steer", f"on_steer raised {exc!r}"),
+                                     code=ErrorCode.CANCEL_LISTENER_ERROR)
+            self._session._report(error)
+
     # -- output ----------------------------------------------------------------------------------
     def new_message(self) -> str:
         """Start a new assistant message (a fresh codec-message-id) for later writes."""
@@ -345,6 +386,7 @@ class Run:
         """
         self._require_active("pipe output")
         self.new_message()
+        self._steering.produced = True
         if not self.cancelled:
             self.begin_step()  # its acknowledgement comes back while the source warms up
         self._pipe = pipe = Pipe(self)

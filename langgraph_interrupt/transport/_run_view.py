@@ -48,11 +48,14 @@ logger = logging.getLogger("langgraph_interrupt.client")
 _FORGERS_LIMIT = 1000  # (run, sender) pairs logged as speaking out of turn
 
 
+_MAX_ANSWERED = 1024  # steer ids remembered per run
+
+
 class RunView:
     """The runs a client has seen (see the module notes)."""
 
-    __slots__ = ("_agents", "_by_input", "_pending", "_resumed_by", "_runs", "_started",
-                 "forgers")
+    __slots__ = ("_agents", "_answered", "_by_input", "_pending", "_resumed_by", "_runs",
+                 "_started", "forgers")
 
     def __init__(self, agents: Collection[str] | None) -> None:
         self._agents = frozenset(agents) if agents is not None else None
@@ -61,6 +64,7 @@ class RunView:
         self._started: dict[str, RunInfo] = {}
         self._resumed_by: dict[str, str] = {}
         self._pending = PendingCancels()
+        self._answered: dict[str, set[str]] = {}  # run id -> steer ids its outputs stamped
         #: The (run, sender) pairs already logged as speaking for a run not theirs.
         self.forgers: set[tuple[str, str | None]] = set()
 
@@ -80,6 +84,18 @@ class RunView:
     def started(self, input_id: str) -> RunInfo | None:
         """The run as it was when the input ``input_id`` started (or resumed) it."""
         return self._started.get(input_id)
+
+    def answered_steers(self, run_id: str) -> frozenset[str]:
+        """The steer ids the run's outputs carried (``steer-codec-message-ids``) so far."""
+        return frozenset(self._answered.get(run_id, ()))
+
+    def stamped(self, run_id: str, ids: Sequence[str]) -> None:
+        """An output of ``run_id`` (from its agent) answered these steers."""
+        known = self._answered.setdefault(run_id, set())
+        for cmid in ids:
+            if len(known) >= _MAX_ANSWERED:
+                break
+            known.add(cmid)
 
     # -- folding ---------------------------------------------------------------------------
     def apply(self, message: ChannelMessage) -> None:

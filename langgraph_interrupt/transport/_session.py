@@ -33,12 +33,13 @@ from .._errors import (
     unable_to,
 )
 from .._invocation import Invocation
-from .._wire import EVENT_CANCEL, EVENT_INPUT, ChannelMessage
+from .._wire import EVENT_CANCEL, EVENT_INPUT, EVENT_OUTPUT, ChannelMessage
 from ..channels import Channel
 from ._authorise import CancelDesk, CancelRequest, OnCancel
 from ._multitask import MultitaskStrategy, RunGate
 from ._output import shielded
-from ._run import OnCancelled, OnInterrupted, Run
+from ._run import OnCancelled, OnInterrupted, OnSteer, Run
+from ._steering import Steer, SteerIndex, read_steer_ids
 from ._trigger import HistoryScan, Trigger, scan_history
 
 __all__ = ["AgentSession", "CancelRequest", "OnCancel"]
@@ -89,6 +90,9 @@ class AgentSession:
             ``multitask``, the POST body's ``multitaskStrategy``); others are refused.
         run_timeout: a deadline per run, in seconds from its start: past it the run is
             cancelled with reason ``timeout`` (``create_run(timeout=)`` sets one run's).
+        on_steer: ``(run, Steer) -> None``, a hint called once per steering message a run
+            receives (``ClientRun.steer``); the run drains them with ``run.has_input()``.
+            A hint that raises is reported (104002); the steer still counts.
         on_interrupted: ``(run, Interruption) -> None``, called once per cancelled run
             after its terminal sequence was acknowledged, with the timeline of the cancel
             (also logged, and an OpenTelemetry span event when ``opentelemetry-api`` is
@@ -109,11 +113,13 @@ class AgentSession:
                  append_rollup_window: float = 0.0, multitask: MultitaskStrategy = "concurrent",
                  max_active_runs: int | None = None, max_queued_runs: int = 16,
                  multitask_overrides: Collection[str] = (), run_timeout: float | None = None,
-                 on_interrupted: OnInterrupted | None = None) -> None:
+                 on_interrupted: OnInterrupted | None = None,
+                 on_steer: OnSteer | None = None) -> None:
         if run_timeout is not None and run_timeout <= 0:
             raise InvalidArgumentError("run_timeout must be positive")
         self._run_timeout = run_timeout
         self._on_interrupted = on_interrupted
+        self._on_steer = on_steer
         if append_rollup_window < 0:
             raise InvalidArgumentError("append_rollup_window must not be negative")
         self.channel = channel
@@ -132,6 +138,7 @@ class AgentSession:
         self._runs: dict[str, Run] = {}
         self._by_input: dict[str, Run] = {}
         self._early: OrderedDict[str, tuple[CancelTarget, float]] = OrderedDict()
+        self._steers = SteerIndex()  # steers for runs not open here, and those answered
         # Cancels a history scan found next to a run's input, applied once it is adopted.
         self._found_cancels: dict[Run, list[CancelTarget]] = {}
         self._inputs: OrderedDict[str, Trigger] = OrderedDict()
@@ -226,13 +233,15 @@ class AgentSession:
     def create_run(self, invocation: Invocation, *, run_id: str | None = None,
                    invocation_id: str | None = None, on_cancelled: OnCancelled | None = None,
                    on_cancel: OnCancel | None = None, signal: AbortSignal | None = None,
-                   multitask: str | None = None, timeout: float | None = None) -> Run:
+                   multitask: str | None = None, timeout: float | None = None,
+                   on_steer: OnSteer | None = None) -> Run:
         """Create a run for ``invocation`` (no I/O; :meth:`Run.start` finds the trigger).
 
         Args:
             multitask: this input's multitask strategy instead of the session's; only one
                 the session's ``multitask_overrides`` allows.
             timeout: this run's deadline instead of the session's ``run_timeout``.
+            on_steer: this run's steer hint instead of the session's.
             on_cancelled: called once when the run is cancelled, before its streams are
                 closed; it may ``await run.write(chunk)`` final outputs.
             on_cancel: per-run authorisation hook, overriding the session's.
@@ -256,7 +265,7 @@ class AgentSession:
                   on_cancelled=on_cancelled, signal=signal,
                   terminal_timeout=self._terminal_timeout, append_rollup_window=self._rollup,
                   multitask=strategy, timeout=timeout or self._run_timeout,
-                  on_interrupted=self._on_interrupted)
+                  on_interrupted=self._on_interrupted, on_steer=on_steer or self._on_steer)
         self._runs[run.run_id] = run
         self._desk.register(run, on_cancel or self._on_cancel)
         return run
@@ -380,6 +389,8 @@ class AgentSession:
             pending.append(entry[0])
         for target in pending:
             self._desk.consider(run, target)
+        for steer in self._steers.seed(run.run_id, run._steering, trigger.codec_message_id):
+            run._steered(steer)
 
     async def _decided(self, run: Run) -> None:
         await self._desk.decided(run)
@@ -428,8 +439,26 @@ class AgentSession:
                 trigger = Trigger.read(message)
                 if trigger is not None:
                     self._index(trigger)
+                    steer = Steer.of(trigger)
+                    if steer is not None:
+                        self._steer(steer)
+            elif name == EVENT_OUTPUT:
+                run_id, answered = read_steer_ids(message)
+                if run_id and answered:
+                    self._steers.answered(run_id, answered)
         except Exception:  # hostile input must never break the subscription
             logger.debug("skipping message %r", message.serial, exc_info=True)
+
+    def _steer(self, steer: Steer) -> None:
+        """A user message naming a run: a steer for it if that run is open here and this
+        is not its own trigger; else kept for when the run opens (a resume)."""
+        run = self._runs.get(steer.run_id)
+        trigger = run.trigger if run is not None else None
+        if run is None or trigger is None or run.state not in ("created", "active"):
+            self._steers.keep(steer)
+        elif steer.event_id != trigger.event_id and \
+                steer.codec_message_id != trigger.codec_message_id:
+            run._steered(steer)
 
     def _index(self, trigger: Trigger) -> None:
         self._inputs[trigger.event_id] = trigger
