@@ -17,7 +17,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -96,6 +96,9 @@ class RunCallbackHandler(AsyncCallbackHandler):
         self._wake_pending = False
         self.dropped = 0  #: chunks refused because they arrived after the run ended
         self._drain_step: int | None = None  # the LangGraph step running when cancelled
+        #: Called once when the next LangGraph node starts (``run_graph`` stops the graph
+        #: after that step to take a steer in). Any thread.
+        self.on_node_start: Callable[[], object] | None = None
         run.signal.add_callback(self._on_cancel)
         run.add_finalizer(self._finalize)
         trigger = run.trigger
@@ -164,6 +167,9 @@ class RunCallbackHandler(AsyncCallbackHandler):
                 progress = self.run.progress
                 progress.node = node
                 progress.step = step if isinstance(step, int) else None
+                hook, self.on_node_start = self.on_node_start, None
+                if hook is not None:
+                    hook()
         self._stop_if_cancelled(boundary=True, step=step if isinstance(step, int) else None)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:  # type: ignore[override]

@@ -38,6 +38,7 @@ from ._messages import load_conversation, to_langchain
 from ._repair import RepairReport, repair_thread
 from ._rollback import rollback_thread, thread_head
 from ._signal import RunScope, bind_abort_signal
+from ._steer_input import steer_round_input, take_in_steers_mid_run
 from ._thread_turn import thread_turn
 
 __all__ = ["AUTO", "CancelMode", "GraphOutcome", "run_graph"]
@@ -122,55 +123,92 @@ async def _run_turn(graph: Any, run: Run, scope: RunScope, handler: RunCallbackH
         await run.end("error", error=exc)
         return GraphOutcome("error", error=exc)
 
-    control = RunControl()
     interrupts: list[Any] = []
+    # Steers mid-run need a checkpoint to stop at and resume from; without one a steer is
+    # taken in when the graph finishes (one more round on the whole conversation).
+    steerable = getattr(graph, "checkpointer", None) is not None
+    pass_input = input
+    while True:
+        control = RunControl()
+        steered: list[bool] = []  # a drain asked for to take a steer in
 
-    async def drive() -> None:
-        with bind_abort_signal(scope):
-            async for part in graph.astream(input, cfg, stream_mode="updates", control=control):
-                if isinstance(part, Mapping) and "__interrupt__" in part:
-                    interrupts.extend(part["__interrupt__"])
+        def stop_for_steer(_steer: object = None, control: RunControl = control,
+                           steered: list[bool] = steered) -> None:
+            if not steered and not run.cancelled:
+                steered.append(True)  # stop at this step's boundary to take the steer in
+                control.request_drain("a steer arrived")
 
-    task = asyncio.ensure_future(drive())
-    aborted = asyncio.ensure_future(run.signal.wait())
-    try:
-        await asyncio.wait({task, aborted}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            reason = run.signal.reason
-            mode: CancelMode = "drain" if reason is not None and reason.drain else cancel_mode
-            await _stop(task, control, scope, reason, mode, drain_grace)
-            run.note_stopped()
-    except asyncio.CancelledError:  # the task running us: shutdown, the run ends cancelled
-        run.cancel(CancelReason("shutdown", "the task running the graph was cancelled"))
-        await _stop(task, control, scope, run.signal.reason, "immediate", 0)
-        await _finish_cancelled(graph, run, cfg, handler, scope, messages_key, tool_node,
-                                _input_messages(input, messages_key), before)
-        raise
-    finally:
-        aborted.cancel()
+        async def drive(pass_input: Any = pass_input, control: RunControl = control) -> None:
+            with bind_abort_signal(scope):
+                async for part in graph.astream(pass_input, cfg, stream_mode="updates",
+                                                control=control):
+                    if isinstance(part, Mapping) and "__interrupt__" in part:
+                        interrupts.extend(part["__interrupt__"])
 
-    error = None if task.cancelled() else task.exception()
-    if run.cancelled or task.cancelled() or isinstance(
-            error, GraphDrained | RunCancelled | RunCancelledError):
-        if not run.cancelled:  # cancelled by something else than the run's signal
-            run.cancel(CancelReason("error", "the graph was cancelled"))
-        repair = await _finish_cancelled(graph, run, cfg, handler, scope, messages_key,
-                                         tool_node, _input_messages(input, messages_key),
-                                         before)
-        return GraphOutcome("cancelled", cancel_reason=run.signal.reason,
-                            repair=repair or None, drained=isinstance(error, GraphDrained),
-                            rolled_back=repair is False, interruption=run.interruption)
-    if error is not None:
-        logger.info("run %s: graph raised %r", run.run_id, error)
-        await run.end("error", error=error)
-        return GraphOutcome("error", error=error)
-    if interrupts:
-        await handler.finish("suspended")  # closing chunks go in before the step ends
-        await run.end_step("complete")
-        await run.suspend()
-        return GraphOutcome("suspended", interrupts=tuple(interrupts))
-    await run.end("complete")
-    return GraphOutcome("complete")
+        stop_watching = run.watch_steers(stop_for_steer) if steerable else None
+        if steerable and run._steering.pending:
+            # Waiting since a boundary that was not clean: stop after the step that starts
+            # now (a drain asked before it would stop the graph before it, for good).
+            handler.on_node_start = stop_for_steer
+        task = asyncio.ensure_future(drive())
+        aborted = asyncio.ensure_future(run.signal.wait())
+        try:
+            await asyncio.wait({task, aborted}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                reason = run.signal.reason
+                mode: CancelMode = "drain" if reason is not None and reason.drain \
+                    else cancel_mode
+                await _stop(task, control, scope, reason, mode, drain_grace)
+                run.note_stopped()
+        except asyncio.CancelledError:  # the task running us: shutdown, ends cancelled
+            run.cancel(CancelReason("shutdown", "the task running the graph was cancelled"))
+            await _stop(task, control, scope, run.signal.reason, "immediate", 0)
+            await _finish_cancelled(graph, run, cfg, handler, scope, messages_key, tool_node,
+                                    _input_messages(input, messages_key), before)
+            raise
+        finally:
+            aborted.cancel()
+            if stop_watching is not None:
+                stop_watching()
+            handler.on_node_start = None
+
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, GraphDrained) and steered and not run.cancelled:
+            resume, pass_input = await take_in_steers_mid_run(graph, run, cfg, messages_key)
+            if resume:  # from the step boundary, with the steers in view if clean there
+                continue
+            error = None  # drained at the very end: finished
+        if run.cancelled or task.cancelled() or isinstance(
+                error, GraphDrained | RunCancelled | RunCancelledError):
+            if not run.cancelled:  # cancelled by something else than the run's signal
+                run.cancel(CancelReason("error", "the graph was cancelled"))
+            repair = await _finish_cancelled(graph, run, cfg, handler, scope, messages_key,
+                                             tool_node, _input_messages(input, messages_key),
+                                             before)
+            return GraphOutcome("cancelled", cancel_reason=run.signal.reason,
+                                repair=repair or None, drained=isinstance(error, GraphDrained),
+                                rolled_back=repair is False, interruption=run.interruption)
+        if error is not None:
+            logger.info("run %s: graph raised %r", run.run_id, error)
+            await run.end("error", error=error)
+            return GraphOutcome("error", error=error)
+        if interrupts:
+            await handler.finish("suspended")  # closing chunks go in before the step ends
+            await run.end_step("complete")
+            await run.suspend()
+            return GraphOutcome("suspended", interrupts=tuple(interrupts))
+        if run._steering.pending and run.has_input():  # the JS `while (run.hasInput())`
+            try:
+                pass_input = await steer_round_input(graph, run, cfg, handler, messages_key,
+                                                     tool_node, before, _auto_input)
+            except Exception as exc:
+                logger.exception("run %s: could not read the steers", run.run_id)
+                await run.end("error", error=exc)
+                return GraphOutcome("error", error=exc)
+            if pass_input is not None:
+                continue
+        await run.end("complete")
+        return GraphOutcome("complete")
 
 
 async def _stop(task: asyncio.Future[None], control: RunControl, scope: RunScope,

@@ -45,7 +45,7 @@ class RunPublisher:
         self.steps = Steps(self.outbox, run._next_id)
         self.writer: MessageWriter | None = None
         self._fresh = False  # the current message has published nothing yet
-        self._steer_ids: tuple[str, ...] = ()  # the steers the current message answers
+        self._steer_ids: tuple[str, ...] = ()  # the steers its next publishes answer
 
     def _check_serial(self, serial: str) -> None:
         """Refuse an acknowledgement that names a message another participant published: the
@@ -78,13 +78,13 @@ class RunPublisher:
             self.new_message()
         if self.steps.open is None:  # right before the first output, unless begun earlier
             await self._open_step()
-        if self._fresh:  # the message's first publish: it answers the steers drained so far
+        steering = self._run._steering
+        if self._fresh:
             self._fresh = False
-            self._run._steering.produced = True
-            ids = self._run._steering.take()
-            if ids:
-                self._steer_ids = ids
-                self._set_headers(self.steps.open)
+            steering.produced = True
+        if steering.has_drained:  # what is published from now on answers those steers
+            self._steer_ids = steering.take()
+            self._set_headers(self.steps.open)
         outbox = self.outbox
         if outbox.full:
             await outbox.room()

@@ -346,17 +346,34 @@ class Run:
         the next model call should see (their content is on the channel, by id)."""
         return self._steering.drained
 
+    def watch_steers(self, callback: Callable[[Steer], object]) -> Callable[[], None]:
+        """Call ``callback(steer)`` as each steer arrives (a producer that must react at
+        once: ``run_graph`` asks the graph to stop at its step boundary). Returns a function
+        that stops watching."""
+        watchers = self._steering.watchers
+        watchers.append(callback)
+
+        def stop() -> None:
+            if callback in watchers:
+                watchers.remove(callback)
+
+        return stop
+
     def _steered(self, steer: Steer) -> None:
         """A steer for this run arrived (the session routes it): keep it, and hint."""
-        if not self._steering.add(steer) or self._on_steer is None:
+        if not self._steering.add(steer):
             return
-        try:
-            self._on_steer(self, steer)
-        except Exception as exc:
-            logger.exception("run %s: on_steer raised", self.run_id)
-            error = AITransportError(unable_to("notify steer", f"on_steer raised {exc!r}"),
-                                     code=ErrorCode.CANCEL_LISTENER_ERROR)
-            self._session._report(error)
+        hooks = [*self._steering.watchers]
+        if self._on_steer is not None:
+            hooks.append(lambda steer: self._on_steer(self, steer))  # type: ignore[misc]
+        for hook in hooks:
+            try:
+                hook(steer)
+            except Exception as exc:
+                logger.exception("run %s: a steer hint raised", self.run_id)
+                error = AITransportError(unable_to("notify steer", f"on_steer raised {exc!r}"),
+                                         code=ErrorCode.CANCEL_LISTENER_ERROR)
+                self._session._report(error)
 
     # -- output ----------------------------------------------------------------------------------
     def new_message(self) -> str:

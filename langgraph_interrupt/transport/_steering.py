@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .._wire import H_RUN_ID, H_STEER_IDS, ChannelMessage, read_envelope
@@ -94,7 +94,7 @@ def read_steer_ids(message: ChannelMessage) -> tuple[str | None, list[str]]:
 class SteerBox:
     """One run's steers (see the module notes). Not thread-safe: the run's loop only."""
 
-    __slots__ = ("_drained", "_overflowed", "_pending", "_seen", "produced")
+    __slots__ = ("_drained", "_overflowed", "_pending", "_seen", "produced", "watchers")
 
     def __init__(self) -> None:
         self._pending: OrderedDict[str, Steer] = OrderedDict()
@@ -104,6 +104,7 @@ class SteerBox:
         #: The run has produced output (a pipe or a write): ``has_input`` stops reporting
         #: the initial response.
         self.produced = False
+        self.watchers: list[Callable[[Steer], object]] = []
 
     def add(self, steer: Steer) -> bool:
         """Take a steer; False if it is a copy (another part of one already taken, a
@@ -141,6 +142,10 @@ class SteerBox:
         return True
 
     @property
+    def has_drained(self) -> bool:
+        return bool(self._drained)
+
+    @property
     def drained(self) -> tuple[Steer, ...]:
         """Drained and not yet stamped: what the next output answers."""
         return tuple(self._drained.values())
@@ -152,6 +157,13 @@ class SteerBox:
         ids = tuple(self._drained)
         self._drained.clear()
         return ids
+
+    def undrain(self, ids: Iterable[str]) -> None:
+        """Give drained steers back (their content could not be read): pending again."""
+        for cmid in ids:
+            steer = self._drained.pop(cmid, None)
+            if steer is not None:
+                self._pending[cmid] = steer
 
     def unanswered(self) -> tuple[Steer, ...]:
         """Pending or drained, never stamped: the client will read ``consumed: false``."""
