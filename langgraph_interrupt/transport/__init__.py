@@ -6,10 +6,11 @@ from ._barge_in import BargeIn, BargeInCancel
 from ._client import ClientSession, RunInfo, SendHandle
 from ._multitask import MultitaskStrategy
 from ._progress import Interruption, RunProgress
-from ._run import OnCancelled, OnSteer, Run, RunState
+from ._run import OnCancelled, Run, RunState
 from ._session import AgentSession
 from ._source import PipeResult
 from ._steer_handle import SteerHandle, SteerOutcome
+from ._steerable import OnSteer
 from ._steering import Steer
 
 __all__ = [

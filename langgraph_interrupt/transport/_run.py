@@ -32,7 +32,6 @@ from typing import Literal
 from .._abort import AbortController, AbortSignal, CancelReason, RunCancelled, RunCancelledError
 from .._errors import (
     AITransportError,
-    ErrorCode,
     InvalidArgumentError,
     OperationCancelledError,
     RunLifecycleError,
@@ -61,7 +60,8 @@ from ._pipe import Pipe, interrupt_pipe
 from ._progress import Interruption, RunProgress, now_ms
 from ._publisher import STEP_END, RunPublisher
 from ._source import PipeResult, as_error
-from ._steering import Steer, SteerBox
+from ._steerable import OnSteer, Steerable
+from ._steering import SteerBox
 from ._trigger import Trigger
 
 __all__ = ["OnCancelled", "PipeResult", "Run", "RunHost", "RunState"]
@@ -72,13 +72,11 @@ RunState = Literal["created", "active", "suspended", "ended"]
 OnCancelled = Callable[["Run", CancelReason], Awaitable[None] | None]
 #: Called once per interrupted run, after its terminal sequence was acknowledged.
 OnInterrupted = Callable[["Run", Interruption], None]
-#: A hint that a steer arrived (once per steering message); :meth:`Run.has_input` drains.
-OnSteer = Callable[["Run", Steer], None]
 _DELTAS = frozenset({"text-delta", "reasoning-delta"})
 Finalizer = Callable[["Run", str], Awaitable[None] | None]
 
 
-class Run:
+class Run(Steerable):
     """One run on an :class:`AgentSession`. Create it with :meth:`AgentSession.create_run`.
 
     Typical use::
@@ -323,57 +321,6 @@ class Run:
     def _require_active(self, what: str) -> None:
         if self.state != "active":
             raise RunLifecycleError(unable_to(what, f"run {self.run_id} is {self.state}"))
-
-    # -- steering --------------------------------------------------------------------------------
-    def has_input(self) -> bool:
-        """Whether the agent should (still) produce a response: ``while run.has_input():``.
-
-        True before the run's first output (the initial response to its trigger), then
-        whenever steers arrived since the last call. It DRAINS them: the next output
-        message published answers them (its messages carry their ids in
-        ``steer-codec-message-ids``, which is how a client's steer outcome becomes
-        ``consumed``). Always False once the run is cancelled (nothing is drained).
-        """
-        if self.cancelled:
-            return False
-        box = self._steering
-        had = box.drain()
-        return had or not box.produced
-
-    @property
-    def steers(self) -> tuple[Steer, ...]:
-        """The steers :meth:`has_input` drained that no output has answered yet: what
-        the next model call should see (their content is on the channel, by id)."""
-        return self._steering.drained
-
-    def watch_steers(self, callback: Callable[[Steer], object]) -> Callable[[], None]:
-        """Call ``callback(steer)`` as each steer arrives (a producer that must react at
-        once: ``run_graph`` asks the graph to stop at its step boundary). Returns a function
-        that stops watching."""
-        watchers = self._steering.watchers
-        watchers.append(callback)
-
-        def stop() -> None:
-            if callback in watchers:
-                watchers.remove(callback)
-
-        return stop
-
-    def _steered(self, steer: Steer) -> None:
-        """A steer for this run arrived (the session routes it): keep it, and hint."""
-        if not self._steering.add(steer):
-            return
-        hooks = [*self._steering.watchers]
-        if self._on_steer is not None:
-            hooks.append(lambda steer: self._on_steer(self, steer))  # type: ignore[misc]
-        for hook in hooks:
-            try:
-                hook(steer)
-            except Exception as exc:
-                logger.exception("run %s: a steer hint raised", self.run_id)
-                error = AITransportError(unable_to("notify steer", f"on_steer raised {exc!r}"),
-                                         code=ErrorCode.CANCEL_LISTENER_ERROR)
-                self._session._report(error)
 
     # -- output ----------------------------------------------------------------------------------
     def new_message(self) -> str:

@@ -38,7 +38,8 @@ from ..channels import Channel
 from ._authorise import CancelDesk, CancelRequest, OnCancel
 from ._multitask import MultitaskStrategy, RunGate
 from ._output import shielded
-from ._run import OnCancelled, OnInterrupted, OnSteer, Run
+from ._run import OnCancelled, OnInterrupted, Run
+from ._steerable import OnSteer
 from ._steering import Steer, SteerIndex, read_steer_ids
 from ._trigger import HistoryScan, Trigger, scan_history
 
