@@ -36,6 +36,7 @@ from ..transport import Interruption, Run
 from ._handler import RunCallbackHandler
 from ._messages import load_conversation, to_langchain
 from ._repair import RepairReport, repair_thread
+from ._resume import interrupted_answer, resume_instruction
 from ._rollback import rollback_thread, thread_head
 from ._signal import RunScope, bind_abort_signal
 from ._steer_input import steer_round_input, take_in_steers_mid_run
@@ -55,6 +56,7 @@ class _Auto:
 
 
 AUTO: Any = _Auto()
+_RESUME: Any = _Auto()  # AUTO, plus the instruction to resume an interrupted answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,8 @@ class GraphOutcome:
 async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
                     config: RunnableConfig | None = None, cancel_mode: CancelMode = "immediate",
                     drain_grace: float = 2.0, messages_key: str = "messages",
-                    tool_node: str | None = None) -> GraphOutcome:
+                    tool_node: str | None = None,
+                    resume_interrupted: bool = False) -> GraphOutcome:
     """Run ``graph`` for ``run``: publish its output, map its outcome, leave the thread valid.
 
     Args:
@@ -88,6 +91,10 @@ async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
         messages_key: the state key holding the conversation (for input and repair).
         tool_node: the node name checkpoint repair answers tool calls as (default: "tools"
             if the graph has it).
+        resume_interrupted: if the thread's last answer was cut off by a cancel, have the
+            model continue it ("as I was saying…") after the new message, as a new
+            assistant message that does not repeat what the user saw (needs a checkpointer;
+            see :func:`resume_messages` for a model node of your own).
     """
     if run.state == "created":
         try:
@@ -102,6 +109,8 @@ async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
             await run.end("cancelled")
             return GraphOutcome("cancelled", cancel_reason=run.signal.reason,
                                 interruption=run.interruption)
+        if input is AUTO and resume_interrupted:
+            input = _RESUME
         return await _run_turn(graph, run, scope, handler, cfg, input, cancel_mode,
                                drain_grace, messages_key, tool_node)
 
@@ -115,9 +124,9 @@ async def _run_turn(graph: Any, run: Run, scope: RunScope, handler: RunCallbackH
         run.begin_step()  # acknowledged while the graph reads its input and calls the model
     try:
         before = await thread_head(graph, cfg)  # what a rollback returns the thread to
-        if input is AUTO:
+        if input is AUTO or input is _RESUME:
             input = await _auto_input(graph, run, cfg, handler, messages_key, tool_node,
-                                      before)
+                                      before, resume=input is _RESUME)
     except Exception as exc:
         logger.exception("run %s: could not build the graph input", run.run_id)
         await run.end("error", error=exc)
@@ -285,7 +294,8 @@ def _config(graph: Any, run: Run, config: RunnableConfig | None,
 
 
 async def _auto_input(graph: Any, run: Run, cfg: RunnableConfig, handler: RunCallbackHandler,
-                      messages_key: str, tool_node: str | None, state: Any) -> Any:
+                      messages_key: str, tool_node: str | None, state: Any, *,
+                      resume: bool = False) -> Any:
     trigger = run.trigger
     assert trigger is not None
     entries, raw = await load_conversation(run.channel)
@@ -311,8 +321,14 @@ async def _auto_input(graph: Any, run: Run, cfg: RunnableConfig, handler: RunCal
         # leave tool calls unanswered: answer them "cancelled" before the new turn.
         await repair_thread(graph, cfg, reason="superseded by a new message",
                             messages_key=messages_key, tool_node=tool_node)
-        mine = [e.message for e in entries if e.codec_message_id == trigger.codec_message_id]
-        return {messages_key: to_langchain(mine)}
+        mine = to_langchain([e.message for e in entries
+                             if e.codec_message_id == trigger.codec_message_id])
+        if resume:
+            thread = (await graph.aget_state(cfg)).values.get(messages_key) or []
+            partial = interrupted_answer(thread)
+            if partial is not None:
+                mine.append(resume_instruction(partial))
+        return {messages_key: mine}
     return {messages_key: to_langchain([e.message for e in entries])}
 
 
