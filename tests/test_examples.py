@@ -178,3 +178,17 @@ def test_barge_in_interrupts_then_enqueues_then_rejects_the_same_speech() -> Non
     in_order(reject, r"agent +refused: .* multitask strategy is reject \(40900\)",
              r"client +first run complete", r"client +second run error: 40900 ",
              r"client +last answer: '.*flights to Lisbon.*", r"thread +valid")
+
+
+def test_steering_takes_a_steer_in_then_resumes_an_interrupted_answer() -> None:
+    lines = [line.split("] ", 1)[-1] for line in run_example("steering.py")]
+    in_order(lines,
+             r"user +'Find me a restaurant in Alfama tonight\.'",
+             r"user +\(while the search runs\) 'also, vegan options please'",
+             r"agent +a steer arrived from user-1",
+             r"client +steer outcome: consumed=True \(run complete\)",
+             r"client +answer: '.*vegan.*'",
+             r"user +'Describe Alfama for me\.'",
+             r"client +cut off after: ",
+             r"client +resumed: 'and the tram back up the hill",
+             r"thread +valid for the next turn")
