@@ -193,3 +193,31 @@ async def test_a_steer_while_the_model_asks_for_tools_waits_for_their_results(
     messages = (await graph.aget_state(CFG)).values["messages"]
     assert find_history_errors(messages) == []
     assert (await steer.outcome(timeout=2)).consumed
+
+
+async def test_a_malformed_steer_is_skipped_and_the_run_unharmed(
+        broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
+    from langgraph_interrupt import OutboundMessage
+    from langgraph_interrupt._wire import make_extras
+
+    started, release = threading.Event(), asyncio.Event()
+    model = StrictFakeChatModel([SEARCHES, answer])
+    graph = chat_graph(model, [slow_search(started, release)], checkpointer=InMemorySaver())
+    handle = await client.send("find a place for dinner")
+    hinted = asyncio.Event()
+    run = agent.create_run(handle.invocation, on_steer=lambda run, steer: hinted.set())
+    task = asyncio.create_task(run_graph(graph, run))
+    await asyncio.to_thread(started.wait, 5)
+    for data, part in (({"not": "text"}, "text"), ("x" * 10, "no-such-part"), (None, "file")):
+        await client.channel.publish([OutboundMessage("ai-input", data, make_extras(
+            {"role": "user", "codec-message-id": f"bad-{part}", "run-id": run.run_id,
+             "event-id": f"e-{part}", "stream": "false", "discrete": "true"},
+            {"kind": "user-message", "messageId": f"m-{part}", "partType": part}))])
+    await hinted.wait()
+    release.set()
+    outcome = await task
+    assert outcome.reason == "complete", outcome.error
+    messages = (await graph.aget_state(CFG)).values["messages"]
+    assert find_history_errors(messages) == [] and unanswered_tool_calls(messages) == {}
+    assert [m.text for m in model.calls[-1] if m.type == "human"] == [
+        "find a place for dinner"], "unreadable steers never reach the model"
