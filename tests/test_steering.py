@@ -208,3 +208,29 @@ async def test_only_user_messages_steer_a_tool_result_for_the_run_does_not(
         steer.codec_message_id]
     loop.first.release()
     await task
+
+
+async def test_a_steer_still_pending_when_the_run_suspends_is_taken_in_by_its_resume(
+        broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
+    hinted = asyncio.Event()
+    handle = await client.send("book a table")
+    run = agent.create_run(handle.invocation, on_steer=lambda run, steer: hinted.set())
+    await run.start()
+    assert run.has_input()
+    first = ScriptedStream(["Which ", "day?"], hold_at=1)
+    piping = asyncio.create_task(run.pipe(first))
+    await first.holding.wait()
+    steer = await client.steer(run.run_id, "also, a window seat")
+    await hinted.wait()
+    first.release()
+    await piping
+    await run.suspend()  # no has_input() in between: the steer is still pending
+    answer = await client.send_tool_result(run_id=run.run_id,
+                                           codec_message_id=_assistant_id(client),
+                                           tool_call_id="call_day", output={"day": "Friday"})
+    resumed = agent.create_run(answer.invocation)
+    async with resumed:
+        assert resumed.has_input()
+        assert [s.codec_message_id for s in resumed.steers] == [steer.codec_message_id]
+        await resumed.pipe(ScriptedStream(["Friday, by the window."]))
+    assert (await steer.outcome(timeout=2)).consumed

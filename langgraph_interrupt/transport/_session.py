@@ -413,6 +413,9 @@ class AgentSession:
         self._desk.forget(run)
         self._found_cancels.pop(run, None)
         self._gate.release(run)
+        if run.state == "suspended":  # steers it had not taken in wait for its resume
+            for steer in run._steering.unanswered():
+                self._steers.keep(steer)
 
     def _report(self, error: AITransportError) -> None:
         try:

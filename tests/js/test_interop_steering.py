@@ -26,8 +26,7 @@ How the official client (``@ably/ai-transport`` 0.8) behaves, with either agent:
 * A steer into a suspended run: ``outcome`` stays pending at the suspend and resolves
   ``{consumed: true, runTerminalReason: 'complete'}`` once the resume's first pass took it in.
   So does a steer the agent received while active but had not drained when it suspended,
-  with the JS agent; the Python agent drops that one (a package defect, xfailed here: the
-  client reads ``{consumed: false, runTerminalReason: 'complete'}``).
+  with both agents.
 * Two clients (the run's sender, and a second clientId that answered its tool call and so
   holds a ``ClientRun`` for it: the SDK gives no other way to steer a run one did not send)
   steering one pass: both ``{consumed: true, runTerminalReason: 'complete'}``, one answer
@@ -75,12 +74,6 @@ ENDED = {"code": 40003, "statusCode": 400}
 STEER_HEADERS = {"role", "codec-message-id", "run-id", "run-client-id", "event-id", "stream",
                  "discrete"}
 #: The Python agent's pending-at-suspend defect (see test_a_steer_pending_at_a_suspend...).
-LOST_AT_SUSPEND = pytest.mark.xfail(strict=True, reason=(
-    "package defect: a steer the run received but had not drained when it suspended is "
-    "dropped with the run (AgentSession._deregister keeps nothing of run._steering), so "
-    "the resume never answers it; the official JS agent answers it (consumed true)"))
-
-
 @dataclass
 class Steering:
     server: InteropServer
@@ -422,11 +415,11 @@ def test_a_steer_into_a_suspended_run_is_taken_in_by_the_resumes_first_pass(stee
         assert resumed["end_reason"] == "complete"
 
 
-@pytest.mark.parametrize("agent", [pytest.param("python", marks=LOST_AT_SUSPEND), "js"])
+@pytest.mark.parametrize("agent", ["python", "js"])
 def test_a_steer_pending_at_a_suspend_is_answered_by_the_resume(steering, agent) -> None:
     """The agent got the steer while it streamed the tool call, then suspended without
     asking has_input() again: the client keeps the outcome pending at the suspend, and the
-    official JS agent's resume takes the steer in. The Python agent loses it."""
+    resume takes the steer in (the session keeps a suspended run's unanswered steers)."""
     report = steering.report(agent, "steer-pending-at-suspend")
     run_id = report["runId"]
     [steer] = steers_of(report["wire"], run_id)
@@ -441,7 +434,8 @@ def test_a_steer_pending_at_a_suspend_is_answered_by_the_resume(steering, agent)
 
 
 def test_the_python_agent_had_the_steer_pending_at_the_suspend(steering) -> None:
-    """What the defect above looks like from the Python agent (this passes today)."""
+    """The steer came while the run was active and was still pending when it suspended;
+    the resume's first pass takes it in."""
     report = steering.report("python", "steer-pending-at-suspend")
     [steer] = steers_of(report["wire"], report["runId"])
 
@@ -449,11 +443,7 @@ def test_the_python_agent_had_the_steer_pending_at_the_suspend(steering) -> None
     assert first["hints"] == [(steer["codecMessageId"], "user-1")]  # received while active
     assert (first["passes"], first["results"]) == ([[]], ["complete"])  # then suspended
     assert resumed["continuation"] is True
-    if resumed["passes"] == [[]]:  # the defect: nothing seeded, the client reads false
-        assert report["steer"]["outcome"] == {"consumed": False,
-                                              "runTerminalReason": "complete"}
-    else:  # fixed: the resume's first pass took it in
-        assert resumed["passes"] == [[steer["codecMessageId"]]]
+    assert resumed["passes"] == [[steer["codecMessageId"]]]
 
 
 # -- 4. two clients --------------------------------------------------------------------------------
