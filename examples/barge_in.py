@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
-import os
 import time
 from typing import Any
 
+from _models import chat_model
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
@@ -66,16 +65,6 @@ SPEECH = [
 ]
 
 
-def chat_model() -> BaseChatModel:
-    if os.environ.get("OPENAI_API_KEY") and importlib.util.find_spec("langchain_openai"):
-        from langchain_openai import ChatOpenAI
-
-        return ChatOpenAI(model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"))
-    if os.environ.get("ANTHROPIC_API_KEY") and importlib.util.find_spec("langchain_anthropic"):
-        from langchain_anthropic import ChatAnthropic
-
-        return ChatAnthropic(model=os.environ.get("ANTHROPIC_MODEL", "claude-haiku-4-5"))
-    return fake_model()
 
 
 @tool
@@ -218,7 +207,7 @@ async def main() -> None:
                         choices=["interrupt", "rollback", "enqueue", "reject"])
     args = parser.parse_args()
     for strategy in args.strategy:
-        await scenario(strategy, chat_model())
+        await scenario(strategy, chat_model(fake_model()))
 
 
 if __name__ == "__main__":

@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from _models import chat_model
 from langchain_core.callbacks import dispatch_custom_event
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -61,18 +60,6 @@ QUESTION = (f"Crawl https://docs.example.com ({PAGES} pages) and email a summary
 FOLLOW_UP = "What did you manage to do?"
 
 
-def chat_model(fake: BaseChatModel) -> BaseChatModel:
-    """A real model when the environment has a provider key and its LangChain package is
-    installed (neither is a dependency of langgraph_interrupt), else ``fake``."""
-    if os.environ.get("OPENAI_API_KEY") and importlib.util.find_spec("langchain_openai"):
-        from langchain_openai import ChatOpenAI
-
-        return ChatOpenAI(model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"))
-    if os.environ.get("ANTHROPIC_API_KEY") and importlib.util.find_spec("langchain_anthropic"):
-        from langchain_anthropic import ChatAnthropic
-
-        return ChatAnthropic(model=os.environ.get("ANTHROPIC_MODEL", "claude-haiku-4-5"))
-    return fake
 
 
 # -- the tools ---------------------------------------------------------------------------------

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
-import os
 from typing import Any
 
+from _models import chat_model
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
@@ -42,18 +41,6 @@ SESSION = "ai:weather"
 QUESTION = "What's the weather in Paris? Should I walk along the Seine this afternoon?"
 
 
-def chat_model(fake: BaseChatModel) -> BaseChatModel:
-    """A real model when the environment has a provider key and its LangChain package is
-    installed (neither is a dependency of langgraph_interrupt), else ``fake``."""
-    if os.environ.get("OPENAI_API_KEY") and importlib.util.find_spec("langchain_openai"):
-        from langchain_openai import ChatOpenAI
-
-        return ChatOpenAI(model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"))
-    if os.environ.get("ANTHROPIC_API_KEY") and importlib.util.find_spec("langchain_anthropic"):
-        from langchain_anthropic import ChatAnthropic
-
-        return ChatAnthropic(model=os.environ.get("ANTHROPIC_MODEL", "claude-haiku-4-5"))
-    return fake
 
 
 # -- the existing app: plain LangGraph --------------------------------------------------------

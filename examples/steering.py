@@ -19,11 +19,10 @@ langchain-anthropic).
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
 import time
 from typing import Any
 
+from _models import chat_model
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
@@ -43,16 +42,6 @@ from langgraph_interrupt.testing import StrictFakeChatModel, find_history_errors
 SESSION = "ai:dinner"
 
 
-def chat_model() -> BaseChatModel:
-    if os.environ.get("OPENAI_API_KEY") and importlib.util.find_spec("langchain_openai"):
-        from langchain_openai import ChatOpenAI
-
-        return ChatOpenAI(model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"))
-    if os.environ.get("ANTHROPIC_API_KEY") and importlib.util.find_spec("langchain_anthropic"):
-        from langchain_anthropic import ChatAnthropic
-
-        return ChatAnthropic(model=os.environ.get("ANTHROPIC_MODEL", "claude-haiku-4-5"))
-    return fake_model()
 
 
 @tool
@@ -118,7 +107,7 @@ def last_answer(user: ClientSession) -> str:
 
 async def main() -> None:
     broker = InMemoryBroker()
-    graph = build_graph(chat_model())
+    graph = build_graph(chat_model(fake_model()))
 
     def steered(run: Run, steer: Any) -> None:
         say("agent", f"a steer arrived from {steer.client_id}; the graph takes it in at its "
