@@ -6,6 +6,7 @@ The only layer that imports ``langchain_core`` and ``langgraph``.
 from ._handler import RunCallbackHandler as RunCallbackHandler
 from ._messages import load_conversation as load_conversation
 from ._messages import to_langchain as to_langchain
+from ._middleware import steering_middleware as steering_middleware
 from ._nodes import cancellable as cancellable
 from ._repair import RepairReport as RepairReport
 from ._repair import repair_thread as repair_thread
@@ -20,6 +21,7 @@ from ._signal import RunScope as RunScope
 from ._signal import bind_abort_signal as bind_abort_signal
 from ._signal import get_abort_signal as get_abort_signal
 from ._steer_input import steer_messages as steer_messages
+from ._steer_input import take_steers as take_steers
 from ._toolnode import CancellableToolNode as CancellableToolNode
 from ._toolnode import CompletedCalls as CompletedCalls
 from ._translate import CANCELLED_MARK as CANCELLED_MARK
@@ -45,6 +47,8 @@ __all__ = [
     "resume_messages",
     "run_graph",
     "steer_messages",
+    "steering_middleware",
+    "take_steers",
     "to_langchain",
     "unanswered_tool_calls",
 ]

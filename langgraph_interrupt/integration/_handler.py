@@ -83,7 +83,7 @@ class RunCallbackHandler(AsyncCallbackHandler):
         super().__init__()
         self.run = run
         #: Found by :func:`get_abort_signal` through the runnable config in drop-in mode.
-        self.run_scope = scope or RunScope(run.signal)
+        self.run_scope = scope or RunScope(run.signal, run)
         self.stop_on_cancel = stop_on_cancel
         self.translator = ChunkTranslator(self.run_scope.tool_outputs)
         self._lock = threading.Lock()  # hooks arrive from worker threads too

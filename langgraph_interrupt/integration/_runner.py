@@ -101,7 +101,7 @@ async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
             await run.start()
         except OperationCancelledError:  # cancelled before it started: nothing to repair
             return GraphOutcome("cancelled", cancel_reason=run.signal.reason)
-    scope = RunScope(run.signal)
+    scope = RunScope(run.signal, run)
     handler = RunCallbackHandler(run, stop_on_cancel=False, scope=scope)
     cfg = _config(graph, run, config, handler)
     async with thread_turn(graph, cfg, run.signal) as ours:

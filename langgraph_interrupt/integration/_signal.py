@@ -32,10 +32,13 @@ class RunScope:
     shielded work completes and its writes are committed before the graph stops.
     """
 
-    __slots__ = ("_idle", "_lock", "_running", "signal", "tool_outputs", "tool_results")
+    __slots__ = ("_idle", "_lock", "_running", "run", "signal", "tool_outputs", "tool_results")
 
-    def __init__(self, signal: AbortSignal) -> None:
+    def __init__(self, signal: AbortSignal, run: Any = None) -> None:
         self.signal = signal
+        #: The run this scope belongs to (``None`` for a bare signal): nodes reach its
+        #: steers through it (:func:`take_steers`).
+        self.run = run
         #: tool call id -> the ToolMessage of every tool that completed in this run, so a
         #: checkpoint repair after a cancel records real results instead of "cancelled".
         self.tool_results: dict[str, Any] = {}

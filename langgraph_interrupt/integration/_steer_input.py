@@ -18,31 +18,35 @@ moments ``run_graph`` hands them to the graph:
 
 The answer that follows carries the steers' ids (``steer-codec-message-ids``), so each
 client's steer outcome reads ``consumed``. A steer whose content cannot be read off the
-channel is given back (not drained), so it is never reported consumed unseen.
+channel is given back (not drained), so it is never reported consumed unseen. For graphs
+driven by the app (the drop-in handler), :func:`take_steers` hands the steers to a model
+node (see ``steering_middleware`` for ``create_agent``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
-from ..transport import Run
+from ..transport import Run, Steer
 from ._messages import load_conversation, to_langchain
 from ._repair import unanswered_tool_calls
+from ._signal import current_scope
 
-__all__ = ["steer_messages", "steer_round_input", "take_in_steers_mid_run"]
+__all__ = ["steer_messages", "steer_round_input", "take_in_steers_mid_run", "take_steers"]
 
 logger = logging.getLogger("langgraph_interrupt.langgraph")
 
 
-async def steer_messages(run: Run) -> list[BaseMessage]:
-    """The drained steers as LangChain messages, in the order they arrived."""
-    steers = run.steers
+async def steer_messages(run: Run, steers: Sequence[Steer] | None = None
+                         ) -> list[BaseMessage]:
+    """The drained steers (or ``steers``) as LangChain messages, in the order they came."""
+    steers = run.steers if steers is None else steers
     if not steers:
         return []
     entries, _ = await load_conversation(run.channel)
@@ -83,3 +87,27 @@ async def steer_round_input(graph: Any, run: Run, cfg: RunnableConfig, handler: 
     if getattr(graph, "checkpointer", None) is not None:
         return {messages_key: steers}
     return await auto_input(graph, run, cfg, handler, messages_key, tool_node, before)
+
+
+async def take_steers() -> list[BaseMessage]:
+    """In a model node (or a ``before_model`` hook): the steers that arrived since the last
+    call, as human messages, drained (the answer that follows takes them in).
+
+    For graphs run by your own code with the drop-in :class:`RunCallbackHandler` (with
+    ``run_graph`` steers arrive by themselves, and this returns ``[]``). Put them before
+    the model call and in the node's update, so the thread keeps them in order::
+
+        async def agent(state):
+            steers = await take_steers()
+            reply = await model.ainvoke([*state["messages"], *steers])
+            return {"messages": [*steers, reply]}
+
+    A model node runs after the tool results of the previous model call, so this never
+    splits an AI message from its tool results. Outside a run: ``[]``.
+    """
+    scope = current_scope()
+    run = scope.run if scope is not None else None
+    if not isinstance(run, Run) or run.cancelled:
+        return []
+    drained = run._steering.drain_new()
+    return await steer_messages(run, drained) if drained else []

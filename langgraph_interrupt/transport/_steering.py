@@ -135,11 +135,16 @@ class SteerBox:
 
     def drain(self) -> bool:
         """Move pending steers to drained; whether there were any."""
+        return bool(self.drain_new())
+
+    def drain_new(self) -> tuple[Steer, ...]:
+        """Move pending steers to drained; the ones moved (oldest first)."""
         if not self._pending:
-            return False
+            return ()
+        moved = tuple(self._pending.values())
         self._drained.update(self._pending)
         self._pending.clear()
-        return True
+        return moved
 
     @property
     def has_drained(self) -> bool:

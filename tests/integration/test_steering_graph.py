@@ -221,3 +221,80 @@ async def test_a_malformed_steer_is_skipped_and_the_run_unharmed(
     assert find_history_errors(messages) == [] and unanswered_tool_calls(messages) == {}
     assert [m.text for m in model.calls[-1] if m.type == "human"] == [
         "find a place for dinner"], "unreadable steers never reach the model"
+
+
+# -- graphs driven by the app (the drop-in handler) ---------------------------------------------
+async def test_a_model_node_takes_steers_in_with_take_steers(
+        broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
+    from langchain_core.runnables import RunnableConfig
+    from langgraph.graph import START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode, tools_condition
+
+    from langgraph_interrupt.integration import RunCallbackHandler, take_steers
+
+    started, release = threading.Event(), asyncio.Event()
+    search = slow_search(started, release)
+    model = StrictFakeChatModel([SEARCHES, answer]).bind_tools([search])
+
+    async def agent_node(state: MessagesState) -> dict[str, Any]:
+        steers = await take_steers()
+        reply = await model.ainvoke([*state["messages"], *steers])
+        return {"messages": [*steers, reply]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", agent_node)
+    builder.add_node("tools", ToolNode([search]))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", tools_condition)
+    builder.add_edge("tools", "agent")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    handle = await client.send("find a place for dinner")
+    hinted = asyncio.Event()
+    async with agent.create_run(handle.invocation,
+                                on_steer=lambda run, steer: hinted.set()) as run:
+        config: RunnableConfig = {**CFG, "callbacks": [RunCallbackHandler(run)]}
+        call = asyncio.create_task(graph.ainvoke(
+            {"messages": [HumanMessage("find a place for dinner")]}, config))
+        await asyncio.to_thread(started.wait, 5)
+        steer = await client.steer(run.run_id, "vegan options please")
+        await hinted.wait()
+        release.set()
+        await call
+    messages = (await graph.aget_state(CFG)).values["messages"]
+    assert [m.type for m in messages] == ["human", "ai", "tool", "tool", "human", "ai"]
+    assert messages[-2].text == "vegan options please" and find_history_errors(messages) == []
+    assert messages[-1].text.startswith("Heard: find a place for dinner | vegan options")
+    assert (await steer.outcome(timeout=2)).consumed
+    assert await take_steers() == [], "outside a run: nothing"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("langchain") is None,
+                    reason="create_agent comes with the optional langchain package")
+async def test_create_agent_with_the_steering_middleware_takes_steers_in(
+        broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
+    from langchain.agents import create_agent
+    from langchain_core.runnables import RunnableConfig
+
+    from langgraph_interrupt.integration import RunCallbackHandler, steering_middleware
+
+    started, release = threading.Event(), asyncio.Event()
+    model = StrictFakeChatModel([SEARCHES, answer])
+    graph = create_agent(model, [slow_search(started, release)],
+                         middleware=[steering_middleware()], checkpointer=InMemorySaver())
+    handle = await client.send("find a place for dinner")
+    hinted = asyncio.Event()
+    async with agent.create_run(handle.invocation,
+                                on_steer=lambda run, steer: hinted.set()) as run:
+        config: RunnableConfig = {**CFG, "callbacks": [RunCallbackHandler(run)]}
+        call = asyncio.create_task(graph.ainvoke(
+            {"messages": [HumanMessage("find a place for dinner")]}, config))
+        await asyncio.to_thread(started.wait, 5)
+        steer = await client.steer(run.run_id, "vegan options please")
+        await hinted.wait()
+        release.set()
+        await call
+    assert summary(model.calls[1])[-1] == ("human", "vegan options please")
+    messages = (await graph.aget_state(CFG)).values["messages"]
+    assert find_history_errors(messages) == []
+    assert [m.text for m in messages].count("vegan options please") == 1
+    assert (await steer.outcome(timeout=2)).consumed
