@@ -13,11 +13,22 @@ checked by the model itself. Tools:
   is still pending when Stop is pressed, so it must never run.
 * ``ask_user``: human in the loop, ``interrupt()`` with a question; the client's tool result
   (an object) is the answer, and the tool returns it as it came.
-* ``long_job``: a slow tool for the multitask scenarios (``scenarios_multitask.mjs``): it
-  reports that it runs as a data part, then runs until the scenario releases it
-  (``POST /test/release``, :data:`RELEASE_ROUTE`) or the run is cancelled.
+* ``long_job``: a slow tool for the multitask and steering scenarios
+  (``scenarios_multitask.mjs``, ``scenarios_graph_steering.mjs``): it reports that it runs
+  as a data part, then runs until the scenario releases it (``POST /test/release``,
+  :data:`RELEASE_ROUTE`) or the run is cancelled.
 * ``VALUE_TOOLS``: server tools returning each kind of value (a list, a number, a bool,
   ``None``, a pydantic model, JSON-looking text, content blocks), for the wire's fidelity.
+
+Steering (``scenarios_graph_steering.mjs``): the model answers user messages that follow
+tool results it has not answered yet (a steer taken in after the tools) by appending them to
+its answer (:func:`steered_answer`), so the client's text shows what the model saw. "Tell me
+a story" streams a story that holds after :data:`HOLD_AFTER` until the thread is released,
+like the long job (:class:`HoldingChatModel`). The release can wait until the thread's run
+received a number of steers (:func:`on_steer`, pass it in ``session_options``): a scenario
+releases only once the agent has its steer, so the steer never races the release. "Narrate
+the reindex" calls the long job, held the same way while the model streams the text
+before the call.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from typing import Any
 from langchain_core.callbacks import adispatch_custom_event
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import ensure_config
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -48,6 +60,7 @@ from langgraph_interrupt.integration import (
 )
 from langgraph_interrupt.server import AgentRequest, default_graph_config
 from langgraph_interrupt.testing import StrictFakeChatModel
+from langgraph_interrupt.transport import Run, Steer
 
 GREETING = "Hello from the graph!"
 
@@ -116,11 +129,31 @@ async def long_job(name: str, config: RunnableConfig) -> str:
     return f"Job {name} finished." if released.is_set() else f"Job {name} stopped."
 
 
+#: LangGraph thread (session name) -> the steers its runs received (``on_steer``), in order.
+STEERS: dict[str, list[Steer]] = {}
+_STEERED: dict[str, asyncio.Event] = {}
+
+
+def on_steer(run: Run, steer: Steer) -> None:
+    """The session's steer hint: it fires once the steer is in the run (pending)."""
+    thread = run.invocation.session_name
+    STEERS.setdefault(thread, []).append(steer)
+    _STEERED.setdefault(thread, asyncio.Event()).set()
+
+
 async def release(request: Request) -> JSONResponse:
-    """``POST {"thread"}``: the long job of that thread (session) finishes now."""
-    thread = (await request.json())["thread"]
+    """``POST {"thread", "steers"?}``: the long job (or the held story) of that thread
+    (session) finishes now; with ``steers``, once the thread's runs received that many
+    steers (so a steer the client published is in the run before the job ends)."""
+    body = await request.json()
+    thread, steers = body["thread"], int(body.get("steers", 0))
+    async with asyncio.timeout(10):  # a steer that never arrives fails the scenario
+        while len(STEERS.get(thread, ())) < steers:
+            event = _STEERED.setdefault(thread, asyncio.Event())
+            event.clear()
+            await event.wait()
     RELEASES.setdefault(thread, asyncio.Event()).set()
-    return JSONResponse({"released": thread})
+    return JSONResponse({"released": thread, "steers": len(STEERS.get(thread, ()))})
 
 
 RELEASE_ROUTE = Route("/test/release", release, methods=["POST"])
@@ -164,8 +197,37 @@ def answer_of(message: ToolMessage) -> Any:
         return message.text
 
 
+#: "Tell me a story": streamed word by word, held after HOLD_AFTER until the release.
+STORY = "Once upon a time there was a job that took all night, and in the morning it was done."
+HOLD_AFTER = "Once upon"
+
+
+def steered_answer(messages: list[BaseMessage]) -> str | None:
+    """The answer to user messages that come right after tool results the model has not
+    answered yet, none of them cancelled (a turn after a cancel follows cancelled
+    results): steers taken in after the tools. The reply to the tools, then what the user
+    added, so the text shows the model saw it there. ``None`` for any other prompt."""
+    tail = len(messages)
+    while tail and isinstance(messages[tail - 1], HumanMessage):
+        tail -= 1
+    results = tail
+    while results and isinstance(messages[results - 1], ToolMessage):
+        results -= 1
+    tools = messages[results:tail]
+    if tail == len(messages) or not tools or any(map(is_cancelled_tool_message, tools)):
+        return None
+    reply = respond(messages[:tail])
+    if not isinstance(reply, str):
+        return None
+    added = " | ".join(m.text for m in messages[tail:])
+    return f"{reply} You also asked, while it ran: {added}."
+
+
 def respond(messages: list[BaseMessage]) -> AIMessage | str:
     """The scripted model: a reply chosen by the last user message and what followed it."""
+    steered = steered_answer(messages)
+    if steered is not None:
+        return steered
     human = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
     asked = messages[human].text.lower()
     results = [m for m in messages[human:] if isinstance(m, ToolMessage)]
@@ -200,6 +262,15 @@ def respond(messages: list[BaseMessage]) -> AIMessage | str:
         return "The job is over."
     if "what happened" in asked:
         return what_happened(messages[:human])
+    if "narrate" in asked:  # a long job whose call streams after text that holds
+        if not results:
+            return AIMessage(f"{HOLD_AFTER} a time, I started the job.", tool_calls=[
+                {"name": "long_job", "args": {"name": "narrated"}, "id": f"call_story_{human}"}])
+        return "The narrated job is over."
+    if "story" in asked:
+        return STORY
+    if "make it short" in asked:
+        return f"In short: {STORY.split(',')[0]}, done."
     if "what did you do" in asked:
         cancelled = [str(m.name) for m in messages if isinstance(m, ToolMessage)
                      and is_cancelled_tool_message(m)]
@@ -216,8 +287,43 @@ def what_happened(earlier: list[BaseMessage]) -> str:
     return f"You asked: {' | '.join(asks) or 'nothing'}. Jobs: {' | '.join(jobs) or 'none'}."
 
 
+#: LangGraph thread (session name) -> every prompt the model was given there, in order.
+PROMPTS: dict[str, list[list[BaseMessage]]] = {}
+
+
+class HoldingChatModel(StrictFakeChatModel):
+    """The strict scripted model, recording each thread's prompts (:data:`PROMPTS`); a
+    reply that starts with :data:`HOLD_AFTER` stops streaming after it until its thread is
+    released (:data:`RELEASES`) or the run is cancelled, so a client can act while the
+    model streams its answer."""
+
+    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                       run_manager: Any = None, **kwargs: Any) -> Any:
+        thread = thread_of(ensure_config())
+        PROMPTS.setdefault(thread, []).append(list(messages))
+        text = ""
+        held = False
+        async for chunk in super()._astream(messages, stop, run_manager, **kwargs):
+            yield chunk
+            content = chunk.message.content
+            text += content if isinstance(content, str) else ""
+            if not held and text == HOLD_AFTER:
+                held = True
+                await self._hold(thread)
+
+    @staticmethod
+    async def _hold(thread: str) -> None:
+        released = asyncio.ensure_future(RELEASES.setdefault(thread, asyncio.Event()).wait())
+        stopped = asyncio.ensure_future(get_abort_signal().wait())
+        try:
+            await asyncio.wait({released, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            released.cancel()
+            stopped.cancel()
+
+
 def build_graph() -> Any:
-    model = StrictFakeChatModel(responder=respond).bind_tools(TOOLS)
+    model = HoldingChatModel(responder=respond).bind_tools(TOOLS)
 
     @cancellable
     async def agent(state: MessagesState) -> dict[str, Any]:
