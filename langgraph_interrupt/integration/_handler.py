@@ -305,6 +305,18 @@ class RunCallbackHandler(AsyncCallbackHandler):
         """Publish everything queued so far (the runner calls it before checkpoint repair)."""
         await self._drain()
 
+    async def next_message(self) -> None:
+        """Finish the assistant message so far and write what follows into a new one. The
+        runner calls it before the graph answers a steer, so each client shows the answer
+        after the steer, as the JS agent's loop does (one message per pass)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._queue.extend(self.translator.next_message())
+        await self._drain()
+        if self.run.state == "active":
+            self.run.new_message()
+
     async def finish(self, reason: str) -> None:
         """Publish what is queued plus the closing chunks for ``reason`` now, and stop taking
         events (the run's finalizer then has nothing left to do). The runner calls it before

@@ -183,7 +183,8 @@ async def _run_turn(graph: Any, run: Run, scope: RunScope, handler: RunCallbackH
 
         error = None if task.cancelled() else task.exception()
         if isinstance(error, GraphDrained) and steered and not run.cancelled:
-            resume, pass_input = await take_in_steers_mid_run(graph, run, cfg, messages_key)
+            resume, pass_input = await take_in_steers_mid_run(
+                graph, run, cfg, messages_key, handler.next_message)
             if resume:  # from the step boundary, with the steers in view if clean there
                 continue
             error = None  # drained at the very end: finished
@@ -206,7 +207,7 @@ async def _run_turn(graph: Any, run: Run, scope: RunScope, handler: RunCallbackH
             await run.end_step("complete")
             await run.suspend()
             return GraphOutcome("suspended", interrupts=tuple(interrupts))
-        if run._steering.pending and run.has_input():  # the JS `while (run.hasInput())`
+        if run._steering.pending:  # the JS agent's `while (run.hasInput())` loop
             try:
                 pass_input = await steer_round_input(graph, run, cfg, handler, messages_key,
                                                      tool_node, before, _auto_input)

@@ -61,15 +61,22 @@ async def steer_messages(run: Run, steers: Sequence[Steer] | None = None
 
 
 async def take_in_steers_mid_run(graph: Any, run: Run, cfg: RunnableConfig,
-                                 messages_key: str) -> tuple[bool, Any]:
+                                 messages_key: str,
+                                 before_drain: Callable[[], Awaitable[None]]
+                                 ) -> tuple[bool, Any]:
     """The graph stopped at a step boundary for a steer. Returns ``(resume, input)``:
     whether it has steps left, and the input that resumes it (the steers, if the thread is
-    clean there; else ``None``, to stop again at the next boundary)."""
+    clean there; else ``None``, to stop again at the next boundary). ``before_drain`` runs
+    first at a clean boundary (the runner finishes the assistant message there, so the
+    answer to the steer is a new message, after it)."""
     state = await graph.aget_state(cfg)
     if not state.next:
         return False, None  # it had finished: the end-of-graph round takes them in
     messages = (state.values or {}).get(messages_key) or []
-    if not unanswered_tool_calls(messages) and run.has_input():
+    if unanswered_tool_calls(messages) or not run._steering.pending:
+        return True, None
+    await before_drain()
+    if run.has_input():
         steers = await steer_messages(run)
         if steers:
             return True, Command(update={messages_key: steers})
@@ -79,8 +86,12 @@ async def take_in_steers_mid_run(graph: Any, run: Run, cfg: RunnableConfig,
 async def steer_round_input(graph: Any, run: Run, cfg: RunnableConfig, handler: Any,
                             messages_key: str, tool_node: str | None, before: Any,
                             auto_input: Callable[..., Awaitable[Any]]) -> Any:
-    """The input of one more round for steers that came while the graph finished (they
-    are drained already); ``None`` if none can be read yet."""
+    """The input of one more round for steers that came while the graph finished (the
+    assistant message is finished first, then they are drained); ``None`` if none can be
+    read yet."""
+    await handler.next_message()
+    if not run.has_input():
+        return None
     steers = await steer_messages(run)
     if not steers:
         return None

@@ -126,6 +126,13 @@ class ChunkTranslator:
         self._started = True
         return [{"type": "start"}]
 
+    def next_message(self) -> list[Chunk]:
+        """End the message at a clean boundary (no model call streaming, no tool call
+        unanswered) so what follows starts a new one: its ``finish``, if it started."""
+        out = self.close("complete")
+        self._started = False
+        return out
+
     def close(self, reason: CloseReason, error_text: str | None = None) -> list[Chunk]:
         """Chunks that end the message: pending tool calls are answered ``cancelled`` (or
         failed) so no client shows a spinner forever; a suspended run keeps them open."""

@@ -13,12 +13,11 @@ What the official client gives, and what the graph does:
 
 * A steer while ``long_job`` runs: taken in at the step boundary after the tool, the next
   (last) model call sees it right after the tool result; ``outcome`` resolves
-  ``{consumed: true, runTerminalReason: 'complete'}``. The answer continues the run's one
-  assistant message (a new step), so the header is on the Ably messages published after the
-  drain (that step's ``start-step``, its text stream, ``finish-step``, ``finish``), not on
-  the earlier ones of that codec message. The client's view, back in channel order once the
-  steer is answered, shows the steer after that assistant message, below its answer (a
-  package defect, xfailed: the official JS agent answers in a new message, after the steer).
+  ``{consumed: true, runTerminalReason: 'complete'}``. The run's first assistant message is
+  finished at the boundary and the answer is a new assistant message, as the official JS
+  agent's loop does (one message per pass): the header is on every Ably message of that
+  new message and on nothing before it, and the client's view reads [trigger, first answer,
+  steer, answer to the steer].
 * A steer while the model streams the message that calls the tool: the boundary after that
   step leaves the call unanswered, so the steer joins after the tool's result.
 * A steer the agent holds when the client's cancel arrives, or one published right after the
@@ -57,18 +56,7 @@ ANSWER = f"The job is over. You also asked, while it ran: {WEATHER}."
 CONSUMED = {"consumed": True, "runTerminalReason": "complete"}
 NOT_CONSUMED = {"consumed": False, "runTerminalReason": "cancelled"}
 JOB_CALL = ["user: Start the long job", "ai: Starting the job. [long_job]"]
-#: The first message of an answer: a new step (of the run's assistant message) or a new one.
-OPENING = ("start-step", "start")
 SHORT = f"In short: {STORY.split(',')[0]}, done."
-#: What the official view shows instead (the package continues the run's one assistant
-#: message after the steer; see the test).
-STEER_SHOWN_LAST = pytest.mark.xfail(strict=True, reason=(
-    "package defect: run_graph writes the answer to a steer into the run's one assistant "
-    "message (a new step of the codec message that started before the steer), so once the "
-    "steer is answered the official client's view, in channel order, shows [trigger, "
-    "assistant (first answer + answer to the steer), steer]: the answer shows above the "
-    "steer it answers, and the steer reads last, as if unanswered. The official JS agent "
-    "answers a steer in a new assistant message, after the steer"))
 
 
 @dataclass
@@ -225,13 +213,15 @@ def test_the_answer_after_the_drain_carries_the_header_and_nothing_before_it(
     ours = outputs(wire, run_id)
     stamped = [m for m in wire if m["steerIds"] is not None]
 
-    # The header starts with the answer's opening (today a new step of the run's one
-    # assistant message) right after the tool result (published by the tools step, before
-    # the drain), and is on every output from there: start-step, the text stream's create
-    # and appends, finish-step, finish.
+    # The first assistant message ends at the boundary (its finish, unstamped, after the
+    # tool result); the header is on every output of the new message that answers the
+    # steer: start, start-step, the text stream's create and appends, finish-step, finish.
     first = next(i for i, m in enumerate(ours) if m["steerIds"] is not None)
-    assert ours[first - 1]["kind"] == "tool-output-available"
-    assert ours[first]["kind"] in OPENING
+    assert [m["kind"] for m in ours[first - 2:first]] == ["tool-output-available", "finish"]
+    assert ours[first]["kind"] == "start"
+    assert len({m["codecMessageId"] for m in ours[first:]}) == 1
+    assert not {m["codecMessageId"] for m in ours[first:]} & {
+        m["codecMessageId"] for m in ours[:first]}, "a new assistant message"
     assert all(m["steerIds"] is None for m in ours[:first])
     assert [m["steerIds"] for m in ours[first:]] == [stamp(steer["codecMessageId"])] * len(
         ours[first:])
@@ -246,13 +236,12 @@ def test_the_answer_after_the_drain_carries_the_header_and_nothing_before_it(
               if m["name"] == "ai-output"]
     headers = [m["extras"]["ai"]["transport"].get("steer-codec-message-ids") for m in stored]
     kinds = [m["extras"]["ai"]["codec"]["kind"] for m in stored]
-    cut = kinds.index("tool-output-available") + 1
+    cut = kinds.index("tool-output-available") + 2  # and the first message's finish
     assert headers[:cut] == [None] * cut
     assert headers[cut:] == [stamp(steer["codecMessageId"])] * (len(stored) - cut)
-    assert kinds[cut] in OPENING
+    assert kinds[cut] == "start"
 
 
-@STEER_SHOWN_LAST
 @pytest.mark.parametrize(("name", "before", "after"), [
     ("graph-steer-during-tool", "Starting the job.", ANSWER),
     ("graph-steer-while-answering", STORY, SHORT)])
@@ -339,12 +328,12 @@ def test_a_steer_while_the_model_calls_a_tool_waits_for_the_tools_result(endpoin
     messages = endpoint.messages(name)
     assert_valid(messages)
     assert summary(messages) == [*call, f"user: {WEATHER}", f"ai: {answer}"]
-    assert report["text"] == f"Once upon a time, I started the job.{answer}"
-    # Stamped from the step after the tool result on, as for a steer during the tool.
+    assert report["text"] == f"Once upon a time, I started the job.{answer}"  # the run's
+    # Stamped from the new message after the tool result on, as for a steer during the tool.
     ours = outputs(report["wire"], report["runId"])
     first = next(i for i, m in enumerate(ours) if m["steerIds"] is not None)
-    assert ours[first - 1]["kind"] == "tool-output-available"
-    assert ours[first]["kind"] in OPENING
+    assert [m["kind"] for m in ours[first - 2:first]] == ["tool-output-available", "finish"]
+    assert ours[first]["kind"] == "start"
     assert [m for m in report["wire"] if m["steerIds"] is not None] == ours[first:]
     assert {m["steerIds"] for m in ours[first:]} == {stamp(steer["codecMessageId"])}
     assert report["errors"] == []
@@ -370,13 +359,13 @@ def test_a_steer_while_the_final_answer_streams_goes_round_once_more(endpoint) -
     assert [m.type for m in messages] == ["human", "ai", "human", "ai"]
     assert summary(messages) == ["user: Tell me a story", f"ai: {STORY}", "user: make it short",
                                  f"ai: {SHORT}"]
-    assert report["text"] == f"{STORY}{SHORT}"  # the run's assistant text, as the view has it
+    assert report["text"] == f"{STORY}{SHORT}"  # the run's assistant text, both messages
     assert [r["status"] for r in report["view"]["runs"]] == ["complete"]
     # The header: on the second step's outputs only, none of the story's.
     ours = outputs(report["wire"], run_id)
     first = next(i for i, m in enumerate(ours) if m["steerIds"] is not None)
-    assert [m["kind"] for m in ours[:first]][-1] in ("finish-step", "finish")
-    assert ours[first]["kind"] in OPENING
+    assert [m["kind"] for m in ours[:first]][-1] == "finish"
+    assert ours[first]["kind"] == "start"
     assert all(m["steerIds"] is None for m in ours[:first])
     assert {m["steerIds"] for m in ours[first:]} == {stamp(steer["codecMessageId"])}
     assert [m for m in report["wire"] if m["steerIds"] is not None] == ours[first:]

@@ -73,7 +73,8 @@ ENDED = {"code": 40003, "statusCode": 400}
 #: The headers of a steer as the official client publishes it (and this package's client).
 STEER_HEADERS = {"role", "codec-message-id", "run-id", "run-client-id", "event-id", "stream",
                  "discrete"}
-#: The Python agent's pending-at-suspend defect (see test_a_steer_pending_at_a_suspend...).
+
+
 @dataclass
 class Steering:
     server: InteropServer
