@@ -190,6 +190,8 @@ class SteerIndex:
         """A steer for a run that is not open here (suspended, or not located yet)."""
         steers = self._waiting.get(steer.run_id)
         if steers is None:
+            logger.debug("steer %s for run %s, which is not open here: kept (bounded) in "
+                         "case it resumes here", steer.codec_message_id, steer.run_id)
             steers = self._waiting[steer.run_id] = OrderedDict()
             while len(self._waiting) > _MAX_RUNS_INDEXED:
                 self._waiting.popitem(last=False)
