@@ -46,6 +46,7 @@ import base64
 import contextlib
 import logging
 import os
+import random
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -489,16 +490,30 @@ class AblyChannel:
     # -- retries --------------------------------------------------------------------------------
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]], *,
                     repeatable: Callable[[BaseException | None], bool] = lambda exc: True) -> T:
-        """Run ``call``, retrying transient failures; foreign errors leave as ChannelError."""
+        """Run ``call``, retrying transient failures; foreign errors leave as ChannelError.
+
+        The first attempt is a plain await: every publish and append comes through here,
+        and building a retry loop per call costs more than most calls (about 0.1 ms). Only
+        a retryable failure enters the backoff loop for the remaining attempts.
+        """
+        try:
+            return await call()
+        except Exception as exc:
+            error = translate_error(operation, self._name, exc)
+            if self._attempts <= 1 or not (isinstance(error, ChannelError) and error.retryable
+                                           and repeatable(exc)):
+                raise error from exc
 
         def retry(exc: BaseException) -> bool:
             return (isinstance(exc, ChannelError) and exc.retryable
                     and repeatable(exc.__cause__))
 
+        # Attempts 2..N: wait before each, as a loop that had failed once would.
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_random_exponential(multiplier=self._initial, max=self._max_wait),
+            stop=stop_after_attempt(self._attempts - 1),
+            wait=wait_random_exponential(multiplier=self._initial * 2, max=self._max_wait),
             retry=retry_if_exception(retry), reraise=True)
+        await asyncio.sleep(random.uniform(0, min(self._initial, self._max_wait)))
         async for attempt in retrying:
             with attempt:
                 try:
