@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from _models import chat_model
+from _transcript import Transcript
 from langchain_core.callbacks import dispatch_custom_event
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -43,7 +44,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Send
 
-from langgraph_interrupt import AgentSession, ChannelMessage, ClientSession, InMemoryBroker
+from langgraph_interrupt import AgentSession, ClientSession, InMemoryBroker
 from langgraph_interrupt.integration import (
     CancellableToolNode,
     cancellable,
@@ -143,68 +144,6 @@ def fake_model(delay: float) -> StrictFakeChatModel:
     ], token_delay=delay)
 
 
-# -- what the client prints --------------------------------------------------------------------
-class Transcript:
-    """Prints the conversation as the client folds it: text as it streams, tool calls and
-    their results, tool progress (data parts), and each run's status."""
-
-    def __init__(self, client: ClientSession) -> None:
-        self.client = client
-        self.seen: dict[tuple[str, int], Any] = {}
-        self.statuses: dict[str, str] = {}
-        self.inline = self.progress = False
-
-    def __call__(self, _message: ChannelMessage) -> None:
-        for message in self.client.messages:
-            for index, part in enumerate(message["parts"]):
-                self._part(message, (message["id"], index), part)
-        for run in self.client.runs:
-            if self.statuses.get(run.run_id) != run.status:
-                self.statuses[run.run_id] = run.status
-                status = "started" if run.status == "active" else run.status
-                self.line(f"[run {run.run_id[:8]} {status}]")
-
-    def _part(self, message: dict[str, Any], key: tuple[str, int], part: dict[str, Any]) -> None:
-        kind = part.get("type", "")
-        if kind == "text" and message["role"] == "user":
-            if key not in self.seen:
-                self.seen[key] = True
-                self.line(f"you: {part['text']}")
-        elif kind == "text":
-            done, text = self.seen.get(key, 0), part.get("text", "")
-            if len(text) > done:
-                if not done:
-                    self.line("assistant: ", end="")
-                print(text[done:], end="", flush=True)
-                self.inline = True
-                self.seen[key] = len(text)
-        elif kind == "data-crawl-progress" and key not in self.seen:
-            self.seen[key] = True
-            if not self.progress:  # start a progress line, else continue it
-                self.line("  .. crawl_site pages:", end="")
-            print(f" {(part.get('data') or {}).get('page')}", end="", flush=True)
-            self.inline = self.progress = True
-        elif kind.startswith("tool-"):
-            state = part.get("state")
-            if self.seen.get(key) == state or state == "input-streaming":
-                return
-            self.seen[key] = state
-            name = kind[5:]
-            if state == "input-available":
-                args = ", ".join(f"{k}={v!r}" for k, v in (part.get("input") or {}).items())
-                self.line(f"  -> {name}({args})")
-            elif state == "output-available":
-                self.line(f"  <- {name}: {part.get('output')}")
-            else:
-                self.line(f"  x  {name}: {part.get('errorText')}")
-
-    def line(self, text: str, end: str = "\n") -> None:
-        if self.inline:
-            print()
-            self.inline = self.progress = False
-        print(text, end=end, flush=True)
-
-
 def pages_seen(client: ClientSession) -> int:
     """The last crawl page the client was told about."""
     pages = [p["data"]["page"] for m in client.messages for p in m["parts"]
@@ -232,7 +171,8 @@ async def main(stop_at_page: int, delay: float) -> None:
     broker = InMemoryBroker()
     async with ClientSession(broker.channel(SESSION, client_id="user-1")) as client, \
             AgentSession(broker.channel(SESSION, client_id="agent")) as session:
-        transcript = Transcript(client)
+        transcript = Transcript(client, progress={
+            "crawl-progress": ("crawl_site pages", lambda data: data["page"])})
         client.on_message(transcript)
 
         # Turn 1: Stop while the crawl runs. The agent side is what your endpoint does with
@@ -243,7 +183,7 @@ async def main(stop_at_page: int, delay: float) -> None:
             graph, session.create_run(handle.invocation), cancel_mode="drain",
             config={"max_concurrency": 1}))
         await client.wait_for(lambda c: pages_seen(c) >= stop_at_page or serving.done())
-        transcript.line("[Stop pressed]")
+        transcript.note("Stop pressed")
         stopped_at = time.perf_counter()
         await handle.cancel()
         outcome = await serving

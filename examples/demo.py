@@ -1,8 +1,20 @@
-"""Terminal demo: stream an answer, press Stop mid-stream, watch the run end cleanly.
+"""Terminal demo: a LangGraph agent with a tool, stopped mid-tool, then asked again.
 
-A Python client sends a message, an agent streams a scripted answer token by token, the
-client cancels after a few tokens, and every wire event is printed as the client sees it.
-Where the channel lives:
+The agent is an ordinary LangGraph app (a model node, a ``ToolNode``, a loop, a
+checkpointer) served by ``run_graph``; a Python ``ClientSession`` plays the chat front end
+and prints the conversation as it folds (``examples/_transcript.py``):
+
+1. the user asks; the answer streams token by token, then the model calls a slow tool;
+2. while the tool runs, the user presses Stop (``handle.cancel(reason="user_clicked_stop")``):
+   the tool sees the run's abort signal, its part ends cancelled, and the run ends
+   ``cancelled`` with the reason;
+3. the runner has repaired the thread (every tool call answered), so a strict model accepts
+   the next message, which is answered.
+
+Offline by default: the embedded broker and a scripted model that refuses broken histories
+as providers do. If OPENAI_API_KEY is set and langchain-openai is installed, a real OpenAI
+model answers instead (likewise ANTHROPIC_API_KEY + langchain-anthropic). Where the channel
+lives:
 
 * by default, the embedded in-memory broker (nothing to install or configure);
 * ``--ably-local``: the offline Ably broker on 127.0.0.1, with agent and client on their own
@@ -19,80 +31,94 @@ import argparse
 import asyncio
 import contextlib
 import os
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from langgraph_interrupt import (
-    AgentSession,
-    Channel,
-    ChannelMessage,
-    ClientSession,
-    InMemoryBroker,
-)
-from langgraph_interrupt.testing import ScriptedStream
+from _models import chat_model
+from _transcript import Transcript
+from langchain_core.callbacks import dispatch_custom_event
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
 
-ANSWER = ("The sea covers about seventy-one percent of the Earth. It holds most of the "
-          "planet's water, drives its weather, and is home to more life than anywhere else.")
-SESSION = "ai:demo"
+from langgraph_interrupt import AgentSession, Channel, ClientSession, InMemoryBroker
+from langgraph_interrupt.integration import get_abort_signal, run_graph
+from langgraph_interrupt.testing import StrictFakeChatModel, find_history_errors
 
-
-def short(value: str | None) -> str:
-    return (value or "")[:8]
-
-
-class Printer:
-    """Prints each wire message the client receives, as a person would want to read it."""
-
-    def __init__(self) -> None:
-        self.streaming = False
-
-    def __call__(self, message: ChannelMessage) -> None:
-        extras = message.extras or {}
-        ai = extras.get("ai", {}) if isinstance(extras, dict) else {}
-        t, c = ai.get("transport", {}), ai.get("codec", {})
-        if message.action == "message.append":
-            if message.data:
-                print(message.data, end="", flush=True)
-                self.streaming = True
-                return
-            self._newline()
-            self._line("agent", "ai-output", f"{c.get('kind')} stream {t.get('status')}")
-            return
-        self._newline()
-        who = "client" if message.client_id == "user-1" else "agent"
-        name = message.name or ""
-        if name == "ai-input":
-            self._line(who, name, repr(message.data))
-        elif name == "ai-cancel":
-            target = (f"run {short(t['run-id'])}" if t.get("run-id")
-                      else f"the run of input {short(t.get('input-codec-message-id'))}")
-            self._line(who, name, f"{target}  <- Stop pressed")
-        elif name in ("ai-run-start", "ai-run-resume", "ai-run-suspend"):
-            self._line(who, name, f"run {short(t.get('run-id'))}")
-        elif name == "ai-run-end":
-            self._line(who, name, f"run {short(t.get('run-id'))}  reason={t.get('run-reason')}")
-        elif name == "ai-step-start":
-            self._line(who, name, f"step {t.get('step-id', '').rsplit('-', 1)[-1]}")
-        elif name == "ai-step-end":
-            self._line(who, name, f"reason={t.get('step-reason')}")
-        elif name == "ai-output" and t.get("stream") == "true":
-            self._line(who, name, f"{c.get('kind')} stream opened:")
-            print("           ", end="", flush=True)
-            self.streaming = True
-        else:
-            self._line(who, name, c.get("kind", ""))
-
-    def _newline(self) -> None:
-        if self.streaming:
-            print()
-            self.streaming = False
-
-    @staticmethod
-    def _line(who: str, name: str, detail: str) -> None:
-        print(f"  {who:<7} {name:<15} {detail}")
+SESSION = "ai:demo"  # with a checkpointer, run_graph's thread id is the session name
+SOURCES = 40
+QUESTION = "When should I visit Kyoto? Check this year's festival calendar too."
+FOLLOW_UP = "Never mind the calendar, just give me the short answer."
 
 
+# -- the agent: plain LangGraph ----------------------------------------------------------------
+class Tool:
+    """How slow the tool is, and what it really did (to show that it saw the Stop)."""
+
+    source_delay = 0.25
+    searched = 0
+    saw_stop = threading.Event()
+
+
+@tool
+def search_festivals(city: str, year: int) -> str:
+    """Search the festival calendars of a city for a year (slow: one source at a time)."""
+    signal = get_abort_signal()  # the run's abort signal, on this worker thread too
+    found: list[str] = []
+    for source in range(1, SOURCES + 1):
+        if signal.aborted:  # Stop was pressed: stop searching
+            Tool.saw_stop.set()
+            return f"Stopped after {source - 1} of {SOURCES} sources: {', '.join(found)}"
+        time.sleep(Tool.source_delay)  # one source
+        Tool.searched = source
+        if source % 10 == 3:
+            found.append(f"festival {source} of {city} {year}")
+        dispatch_custom_event("search-progress", {"source": source, "of": SOURCES})
+    return f"{len(found)} festivals in {city} in {year}: {', '.join(found)}"
+
+
+def build_agent(model: BaseChatModel) -> Any:
+    bound = model.bind_tools([search_festivals])
+
+    async def call_model(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await bound.ainvoke(state["messages"])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", call_model)
+    builder.add_node("tools", ToolNode([search_festivals]))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", tools_condition)
+    builder.add_edge("tools", "agent")
+    return builder.compile(checkpointer=InMemorySaver())
+
+
+def fake_model(delay: float) -> StrictFakeChatModel:
+    """The scripted model: it answers, calls the tool, and on the next turn answers from what
+    the thread holds. Strict: a history with an unanswered tool call is refused (HTTP 400)."""
+    def short_answer(messages: list[BaseMessage]) -> str:
+        cut = any(isinstance(m, ToolMessage) and m.status == "error" for m in messages)
+        return ("Go in early April for the cherry blossom, or in the second half of November "
+                "for the autumn maples. "
+                + ("The festival search was stopped before it finished, so I can't promise "
+                   "any dates; ask me again if you want me to look." if cut else ""))
+
+    return StrictFakeChatModel([
+        AIMessage("Kyoto is loveliest in spring and in autumn, when the temples are framed "
+                  "by blossom or by red maples. Let me check this year's festivals.",
+                  tool_calls=[{"name": "search_festivals", "args": {"city": "Kyoto",
+                                                                     "year": 2025},
+                               "id": "call_festivals"}]),
+        short_answer,
+    ], token_delay=delay)
+
+
+# -- the channel -------------------------------------------------------------------------------
 @contextlib.asynccontextmanager
 async def backend(ably_local: bool, channel: str | None
                   ) -> AsyncIterator[tuple[str, str, Callable[[str], Channel]]]:
@@ -128,46 +154,94 @@ async def backend(ably_local: bool, channel: str | None
             await opened_channel.close()
 
 
-async def main(stop_after: int, delay: float, *, ably_local: bool = False,
-               channel: str | None = None) -> None:
-    async with backend(ably_local, channel) as (description, name, open_channel):
-        print(f"langgraph_interrupt demo: {description}, channel {name!r}\n")
-        await converse(open_channel, stop_after, delay)
+# -- the story -----------------------------------------------------------------------------------
+def sources_seen(client: ClientSession) -> int:
+    """The last search progress the client was told about."""
+    seen = [p["data"]["source"] for m in client.messages for p in m["parts"]
+            if p["type"] == "data-search-progress"]
+    return max(seen, default=0)
 
 
-async def converse(open_channel: Callable[[str], Channel], stop_after: int,
-                   delay: float) -> None:
+def show_thread(messages: list[BaseMessage]) -> None:
+    for m in messages:
+        if isinstance(m, AIMessage) and m.tool_calls:
+            calls = ", ".join(f"{c['name']} [{c['id']}]" for c in m.tool_calls)
+            print(f"  ai     {shorten(m.text)} -> calls {calls}")
+        elif isinstance(m, ToolMessage):
+            print(f"  tool   [{m.tool_call_id}] ({m.status}) {shorten(m.text)}")
+        else:
+            print(f"  {m.type:<6} {shorten(m.text)}")
+
+
+def shorten(text: str, width: int = 48) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+async def converse(open_channel: Callable[[str], Channel], name: str, graph: Any,
+                   stop_after: int) -> None:
     async with ClientSession(open_channel("user-1")) as client, \
             AgentSession(open_channel("agent")) as agent:
-        client.on_message(Printer())
-        handle = await client.send("Tell me about the sea.")
+        transcript = Transcript(client, progress={
+            "search-progress": ("search_festivals sources", lambda data: data["source"])})
+        client.on_message(transcript)
 
-        # What an HTTP endpoint would do with the invocation the client POSTs.
-        tokens = [word + " " for word in ANSWER.split()]
-        stream = ScriptedStream(tokens, delay=delay)
+        # Turn 1. The agent side is what your endpoint does with the invocation the client
+        # POSTs: run_graph reads the new message from the channel and streams the graph.
+        handle = await client.send(QUESTION)
+        serving = asyncio.create_task(run_graph(graph, agent.create_run(handle.invocation)))
+        await client.wait_for(lambda c: sources_seen(c) >= stop_after or serving.done())
+        if serving.done():  # a real model may answer without the tool
+            transcript.note("the run ended before Stop")
+        else:
+            transcript.note("Stop pressed")
+            await handle.cancel(reason="user_clicked_stop")  # the Stop button
+        outcome = await serving
+        info = await handle.wait_ended(timeout=10)
+        latency = info.cancel_latency
+        transcript.line(f"\nRun ended: {info.status}" + (
+            f", {latency * 1000:.0f} ms after Stop (reason {info.cancel_reason})"
+            if latency is not None else "") + ".")
+        # A sync tool runs on a worker thread, which no asyncio cancel reaches: it polls.
+        if await asyncio.to_thread(Tool.saw_stop.wait, 2):
+            print(f"search_festivals saw the abort signal after {Tool.searched} of "
+                  f"{SOURCES} sources and stopped searching.")
 
-        async def serve() -> None:
-            async with agent.create_run(handle.invocation) as run:
-                await run.pipe(stream)
+        # The thread the next turn starts from: the runner repaired the checkpoint.
+        state = await graph.aget_state({"configurable": {"thread_id": name}})
+        messages = state.values["messages"]
+        repair = outcome.repair
+        if repair is not None and repair.changed:
+            print(f"\nThe thread, repaired (cancelled calls answered: "
+                  f"{', '.join(repair.cancelled_calls) or 'none'}):")
+        else:
+            print("\nThe thread (nothing to repair):")
+        show_thread(messages)
+        print(f"find_history_errors(thread) == {find_history_errors(messages)}\n")
 
-        serving = asyncio.create_task(serve())
-        await client.wait_for(lambda c: stream.sent >= stop_after)
-        await handle.cancel()  # the Stop button: works even before the run id is known
-        info = await handle.wait_ended(timeout=5)
-        await serving
+        # Turn 2: the next message on the same thread is answered.
+        again = await client.send(FOLLOW_UP)
+        await run_graph(graph, agent.create_run(again.invocation))
+        info = await again.wait_ended(timeout=30)
+        transcript.line(f"\nNext message: {info.status}.")
 
-    assistant = client.messages[-1]
-    kept = "".join(p.get("text", "") for p in assistant["parts"])
-    print(f"\nRun {info.run_id} ended: {info.status}")
-    print(f"The model stopped after {stream.sent} of {len(tokens)} tokens "
-          f"(source closed: {stream.finalised.is_set()}).")
-    print(f"Partial answer kept in the conversation: {kept.strip()!r}")
+
+async def main(stop_after: int, delay: float, *, ably_local: bool = False,
+               channel: str | None = None) -> None:
+    Tool.source_delay = delay * 6
+    model = chat_model(fake_model(delay))
+    graph = build_agent(model)
+    async with backend(ably_local, channel) as (description, name, open_channel):
+        print(f"langgraph_interrupt demo: a LangGraph agent, model {type(model).__name__}; "
+              f"{description}, channel {name!r}\n")
+        await converse(open_channel, name, graph, stop_after)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stop-after", type=int, default=8, help="tokens before Stop")
-    parser.add_argument("--delay", type=float, default=0.05, help="seconds per token")
+    parser.add_argument("--stop-after", type=int, default=4, metavar="N",
+                        help="press Stop once the tool has searched N sources")
+    parser.add_argument("--delay", type=float, default=0.04,
+                        help="seconds per model token (a tool source takes 6 times as long)")
     parser.add_argument("--ably-local", action="store_true",
                         help="run over the offline Ably broker with the real SDK")
     parser.add_argument("--channel", help="channel name (default: a fresh one on Ably)")

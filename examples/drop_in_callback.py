@@ -27,13 +27,14 @@ import asyncio
 from typing import Any
 
 from _models import chat_model
+from _transcript import Transcript
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
-from langgraph_interrupt import AgentSession, ChannelMessage, ClientSession, InMemoryBroker
+from langgraph_interrupt import AgentSession, ClientSession, InMemoryBroker
 from langgraph_interrupt.integration import RunCallbackHandler
 from langgraph_interrupt.testing import FakeStreamingChatModel
 
@@ -79,63 +80,6 @@ def fake_model(delay: float) -> FakeStreamingChatModel:
     ], token_delay=delay)
 
 
-# -- what the client prints ------------------------------------------------------------------
-class Transcript:
-    """Prints the conversation as the client folds it: text as it streams, one line per tool
-    call state change, and each run's status."""
-
-    def __init__(self, client: ClientSession) -> None:
-        self.client = client
-        self.seen: dict[tuple[str, int], Any] = {}  # (message id, part index) -> what we printed
-        self.statuses: dict[str, str] = {}
-        self.inline = False
-
-    def __call__(self, _message: ChannelMessage) -> None:
-        for message in self.client.messages:
-            for index, part in enumerate(message["parts"]):
-                self._part(message, (message["id"], index), part)
-        for run in self.client.runs:
-            if self.statuses.get(run.run_id) != run.status:
-                self.statuses[run.run_id] = run.status
-                status = "started" if run.status == "active" else run.status
-                self.line(f"[run {run.run_id[:8]} {status}]")
-
-    def _part(self, message: dict[str, Any], key: tuple[str, int], part: dict[str, Any]) -> None:
-        kind = part.get("type", "")
-        if kind == "text" and message["role"] == "user":
-            if key not in self.seen:
-                self.seen[key] = True
-                self.line(f"you: {part['text']}")
-        elif kind in ("text", "reasoning"):
-            done = self.seen.get(key, 0)
-            text = part.get("text", "")
-            if len(text) > done:
-                if not done:
-                    self.line("assistant: " if kind == "text" else "(thinking) ", end="")
-                print(text[done:], end="", flush=True)
-                self.inline = True
-                self.seen[key] = len(text)
-        elif kind.startswith("tool-"):
-            state = part.get("state")
-            if self.seen.get(key) == state or state == "input-streaming":
-                return
-            self.seen[key] = state
-            name = kind[5:]
-            if state == "input-available":
-                args = ", ".join(f"{k}={v!r}" for k, v in (part.get("input") or {}).items())
-                self.line(f"  -> {name}({args})")
-            elif state == "output-available":
-                self.line(f"  <- {name}: {part.get('output')}")
-            else:  # output-error (a cancelled call says so) or input-error
-                self.line(f"  x  {name}: {part.get('errorText')}")
-
-    def line(self, text: str, end: str = "\n") -> None:
-        if self.inline:
-            print()
-            self.inline = False
-        print(text, end=end, flush=True)
-
-
 def words_of_answer(client: ClientSession) -> int:
     """Words of the answer so far: the assistant's text after its last tool result."""
     if not client.messages or client.messages[-1]["role"] != "assistant":
@@ -168,7 +112,7 @@ async def main(stop_after: int | None, delay: float) -> None:
         serving = asyncio.create_task(serve())
         if stop_after is not None:
             await client.wait_for(lambda c: words_of_answer(c) >= stop_after or serving.done())
-            transcript.line("[Stop pressed]")
+            transcript.note("Stop pressed")
             await handle.cancel()
         info = await handle.wait_ended(timeout=30)
         await serving
