@@ -119,14 +119,14 @@ class RunCallbackHandler(AsyncCallbackHandler):
     def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[Any]], *,  # type: ignore[override]
                             run_id: UUID, metadata: dict[str, Any] | None = None,
                             **kwargs: Any) -> None:
-        self._stop_if_cancelled(boundary=True)
+        self._stop_if_cancelled(boundary=True, step=_step_of(metadata))
         self.run.progress.model_calls += 1
         self._emit(self.translator.llm_start, run_id, metadata)
 
     def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], *,  # type: ignore[override]
                      run_id: UUID, metadata: dict[str, Any] | None = None,
                      **kwargs: Any) -> None:
-        self._stop_if_cancelled(boundary=True)
+        self._stop_if_cancelled(boundary=True, step=_step_of(metadata))
         self.run.progress.model_calls += 1
         self._emit(self.translator.llm_start, run_id, metadata)
 
@@ -146,7 +146,7 @@ class RunCallbackHandler(AsyncCallbackHandler):
 
     def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: UUID,  # type: ignore[override]
                       inputs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self._stop_if_cancelled(boundary=True)
+        self._stop_if_cancelled(boundary=True, step=_step_of(kwargs.get("metadata")))
         name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
         self._emit(self.translator.tool_start, run_id, name, kwargs.get("tool_call_id"),
                    inputs if inputs is not None else input_str)
@@ -335,6 +335,12 @@ class RunCallbackHandler(AsyncCallbackHandler):
             self._closed = True  # fence: late callbacks are dropped, never published
         if self._publisher is not None:
             self._publisher.cancel()
+
+
+def _step_of(metadata: Any) -> int | None:
+    """The LangGraph step a callback belongs to, if it runs inside a graph."""
+    step = metadata.get("langgraph_step") if isinstance(metadata, dict) else None
+    return step if isinstance(step, int) else None
 
 
 def _final_message(response: Any) -> Any:

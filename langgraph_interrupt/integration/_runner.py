@@ -183,8 +183,13 @@ async def _run_turn(graph: Any, run: Run, scope: RunScope, handler: RunCallbackH
 
         error = None if task.cancelled() else task.exception()
         if isinstance(error, GraphDrained) and steered and not run.cancelled:
-            resume, pass_input = await take_in_steers_mid_run(
-                graph, run, cfg, messages_key, handler.next_message)
+            try:
+                resume, pass_input = await take_in_steers_mid_run(
+                    graph, run, cfg, messages_key, handler.next_message)
+            except Exception as exc:  # the checkpointer or the channel failed: an outcome
+                logger.exception("run %s: could not take the steers in", run.run_id)
+                await run.end("error", error=exc)
+                return GraphOutcome("error", error=exc)
             if resume:  # from the step boundary, with the steers in view if clean there
                 continue
             error = None  # drained at the very end: finished

@@ -69,9 +69,8 @@ async def thread_turn(graph: Any, config: Mapping[str, Any],
 async def _acquire(lock: asyncio.Lock, signal: AbortSignal) -> bool:
     if signal.aborted:
         return False
-    if not lock.locked():
-        await lock.acquire()  # free: no task, no wait
-        return True
+    # Always watched: a lock that looks free may still have a woken waiter ahead of us, and
+    # then acquire() blocks; a cancel must end that wait too.
     acquiring = asyncio.ensure_future(lock.acquire())
     aborted = asyncio.ensure_future(signal.wait())
     try:

@@ -34,6 +34,7 @@ from .._errors import (
     HistoryFetchFailedError,
     InputEventNotFoundError,
     InvalidArgumentError,
+    InvalidInvocationError,
     OperationCancelledError,
     RunRejectedError,
     SessionClosedError,
@@ -255,7 +256,7 @@ def _locate_failed(exc: AITransportError) -> RequestRejected:
     """The POST's answer when the run's input cannot be found or read."""
     if isinstance(exc, InputEventNotFoundError):
         return RequestRejected(404, exc.message, code=exc.code)
-    if isinstance(exc, InvalidArgumentError):
+    if isinstance(exc, InvalidArgumentError | InvalidInvocationError):
         return RequestRejected(400, exc.message, code=exc.code)
     if isinstance(exc, RunRejectedError):  # already ended on the wire, with this error
         return RequestRejected(409, exc.message, code=exc.code)

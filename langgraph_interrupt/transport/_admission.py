@@ -43,7 +43,10 @@ class Admission:
             self._turn = run._session._admit(run)
         except RunRejectedError as exc:
             logger.info("run %s refused: %s", run.run_id, exc.message)
-            await run._end_unstarted("error", exc)
+            if run.trigger is not None and run.trigger.is_continuation:
+                await run.end()  # the suspended run stays suspended: the answer may come again
+            else:
+                await run._end_unstarted("error", exc)
             raise
         if self._turn is not None and run.multitask in ("interrupt", "rollback"):
             # The runs this one interrupted start ending in tasks: let them take their first

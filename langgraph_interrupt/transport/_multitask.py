@@ -105,6 +105,8 @@ class RunGate:
         Raises:
             RunRejectedError: ``reject``, ``concurrent`` past its limit, or a full queue.
         """
+        if run.cancelled:  # its client cancelled it already: it ends, and takes no place
+            return None
         limit = self._limit(strategy)
         busy = limit is not None and len(self._active) >= limit
         if strategy == "enqueue" and (busy or self._queue):

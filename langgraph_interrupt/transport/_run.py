@@ -265,7 +265,11 @@ class Run(Steerable):
         every device sees its input answered. Safe to call twice."""
         if self.state == "created":
             self.state = "active"
-            self._publish(EVENT_RUN_START, self._h.run_start())
+            trigger = self._h.trigger
+            if trigger.is_continuation:
+                self._publish(EVENT_RUN_RESUME, self._h.base())
+            else:
+                self._publish(EVENT_RUN_START, self._h.run_start())
         await self.end(reason, error=error)
 
     async def start(self) -> None:

@@ -207,7 +207,9 @@ class AgentSession:
                     future.set_exception(SessionClosedError(unable_to("start run",
                                                                       "the session closed")))
         runs = self.runs
-        queued = set(self._gate.queued)  # their inputs are answered: they end on the wire
+        # Admitted but not started (queued, or waiting for a run it interrupted): their
+        # POST was answered, so they end on the wire too.
+        queued = {run for run in runs if run.state == "created" and run.trigger is not None}
         for run in runs:
             run.cancel(CancelReason("shutdown", "the session closed"))
         try:
@@ -251,6 +253,8 @@ class AgentSession:
         if self._closed:
             raise SessionClosedError(unable_to("create run", "the session is closed"))
         strategy = self._gate.resolve(multitask)  # refuses an unknown or disallowed one
+        if timeout is not None and not timeout > 0:
+            raise InvalidArgumentError("a run's timeout must be positive")
         if invocation.session_name != self.channel.name:
             raise InvalidInvocationError(unable_to(
                 "create run", f"the invocation is for session {invocation.session_name!r}, "
@@ -260,12 +264,13 @@ class AgentSession:
             # adopt that id now, so the HTTP answer names the real run (the JS agent answers
             # with a provisional id that never appears on the channel).
             known = self._inputs.get(invocation.input_event_id)
-            if known is not None and known.run_id:
+            if known is not None and known.run_id and not self._open(known.run_id):
                 run_id = known.run_id
         run = Run(self, invocation, run_id=run_id, invocation_id=invocation_id,
                   on_cancelled=on_cancelled, signal=signal,
                   terminal_timeout=self._terminal_timeout, append_rollup_window=self._rollup,
-                  multitask=strategy, timeout=timeout or self._run_timeout,
+                  multitask=strategy,
+                  timeout=timeout if timeout is not None else self._run_timeout,
                   on_interrupted=self._on_interrupted, on_steer=on_steer or self._on_steer)
         self._runs[run.run_id] = run
         self._desk.register(run, on_cancel or self._on_cancel)
@@ -303,6 +308,11 @@ class AgentSession:
         trigger = self._inputs.get(event_id)
         if trigger is None:
             trigger = await self._find(run, event_id, connecting)
+        steer = Steer.of(trigger)
+        if steer is not None and self._open(steer.run_id) not in (None, run):
+            raise InvalidInvocationError(unable_to(
+                "start run", f"input {event_id!r} is a steer into run {steer.run_id}, which "
+                "is still running: a steer needs no invocation"))
         if not connecting.done():  # found live while the attach completes
             task = asyncio.ensure_future(self._after_attach(run, connecting))
             self._workers.add(task)
@@ -452,6 +462,13 @@ class AgentSession:
                     self._steers.answered(run_id, answered)
         except Exception:  # hostile input must never break the subscription
             logger.debug("skipping message %r", message.serial, exc_info=True)
+
+    def _open(self, run_id: str) -> Run | None:
+        """The run ``run_id`` if it is open here (located, not ended or suspended)."""
+        run = self._runs.get(run_id)
+        if run is None or run.trigger is None or run.state not in ("created", "active"):
+            return None
+        return run
 
     def _steer(self, steer: Steer) -> None:
         """A user message naming a run: a steer for it if that run is open here and this

@@ -28,13 +28,16 @@ from dataclasses import dataclass
 from .._wire import H_RUN_ID, H_STEER_IDS, ChannelMessage, read_envelope
 from ._trigger import Trigger
 
-__all__ = ["MAX_STEERS_PER_RUN", "Steer", "SteerBox", "SteerIndex", "encode_steer_ids",
-           "read_steer_ids"]
+__all__ = ["MAX_STEERS_PER_RUN", "MAX_STEER_ID_LENGTH", "Steer", "SteerBox", "SteerIndex",
+           "encode_steer_ids", "read_steer_ids"]
 
 logger = logging.getLogger("langgraph_interrupt.transport")
 
 #: Steers one run holds unanswered; more are skipped (and logged once per run).
 MAX_STEERS_PER_RUN = 64
+#: A steer id longer than this is not a steer (official ids are 36-character UUIDs); with
+#: 64 of them the header stays under 9 KB, far below Ably's 64 KiB message limit.
+MAX_STEER_ID_LENGTH = 128
 _MAX_RUNS_INDEXED = 256
 _MAX_IDS_PER_HEADER = 256
 
@@ -58,6 +61,8 @@ class Steer:
         """The steer an input is, if it is one: a user message naming a run."""
         if not trigger.run_id or trigger.kind != "user-message" or trigger.role != "user":
             return None
+        if len(trigger.codec_message_id) > MAX_STEER_ID_LENGTH:
+            return None  # its id goes on every message of the answer: a long one is hostile
         return cls(trigger.run_id, trigger.codec_message_id, trigger.event_id,
                    trigger.client_id, trigger.serial)
 

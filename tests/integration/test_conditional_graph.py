@@ -118,3 +118,35 @@ async def test_the_drop_in_handler_drains_to_the_end_of_the_step(
     texts = [p["text"] for m in client.messages for p in m["parts"] if p["type"] == "text"]
     assert texts[-1] == text.rstrip() or texts[-1] == text
     await agent.close()
+
+
+async def test_the_drop_in_handler_lets_a_drained_step_start_its_model_call(
+        broker: InMemoryBroker, client: ClientSession) -> None:
+    """A drain answered before the step's model call starts: that call still runs (the step
+    finishes); only the next step stops."""
+    from langchain_core.runnables import RunnableLambda
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    agent = await _agent(broker, lambda request: "drain")
+    cancelled, entered = asyncio.Event(), asyncio.Event()
+    model = FakeStreamingChatModel(["The answer."])
+
+    async def think_then_answer(state: MessagesState) -> dict[str, Any]:
+        entered.set()
+        await cancelled.wait()  # the cancel lands inside this step, before the model call
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", RunnableLambda(think_then_answer))
+    builder.add_edge(START, "agent")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    handle = await client.send("hi")
+    async with agent.create_run(handle.invocation) as run:
+        call = asyncio.create_task(graph.ainvoke(
+            {"messages": [("user", "hi")]}, {**CFG, "callbacks": [RunCallbackHandler(run)]}))
+        await entered.wait()
+        await handle.cancel()
+        await run.signal.wait()
+        cancelled.set()
+        await call
+    assert model.outcomes == ["complete"], "the drained step's model call ran"

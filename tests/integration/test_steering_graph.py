@@ -298,3 +298,31 @@ async def test_create_agent_with_the_steering_middleware_takes_steers_in(
     assert find_history_errors(messages) == []
     assert [m.text for m in messages].count("vegan options please") == 1
     assert (await steer.outcome(timeout=2)).consumed
+
+
+async def test_a_failure_taking_a_steer_in_mid_run_ends_the_run_error(
+        broker: InMemoryBroker, client: ClientSession, agent: AgentSession,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from langgraph_interrupt._errors import HistoryFetchFailedError
+    from langgraph_interrupt.integration import _steer_input
+
+    started, release = threading.Event(), asyncio.Event()
+    graph = chat_graph(StrictFakeChatModel([SEARCHES, answer]),
+                       [slow_search(started, release)], checkpointer=InMemorySaver())
+    handle = await client.send("find a place for dinner")
+    hinted = asyncio.Event()
+    run = agent.create_run(handle.invocation, on_steer=lambda run, steer: hinted.set())
+    task = asyncio.create_task(run_graph(graph, run))
+    await asyncio.to_thread(started.wait, 5)
+
+    async def broken(channel: Any) -> Any:
+        raise HistoryFetchFailedError("unable to read history; broker down")
+
+    monkeypatch.setattr(_steer_input, "load_conversation", broken)
+    await client.steer(run.run_id, "vegan options please")
+    await hinted.wait()
+    release.set()
+    outcome = await task  # an outcome, never raised
+    assert outcome.reason == "error" and outcome.error is not None
+    info = await handle.wait_ended(timeout=2)
+    assert (info.status, info.error_code) == ("error", 104011)
