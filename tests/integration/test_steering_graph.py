@@ -224,13 +224,33 @@ async def test_a_malformed_steer_is_skipped_and_the_run_unharmed(
 
 
 # -- graphs driven by the app (the drop-in handler) ---------------------------------------------
+async def steer_a_drop_in_run(client: ClientSession, agent: AgentSession, graph: Any,
+                              started: threading.Event, release: asyncio.Event) -> Any:
+    """The app runs ``graph`` itself with the drop-in handler; a steer comes while the tools
+    run. Returns the client's steer handle once the graph has finished."""
+    from langgraph_interrupt.integration import RunCallbackHandler
+
+    handle = await client.send("find a place for dinner")
+    hinted = asyncio.Event()
+    async with agent.create_run(handle.invocation,
+                                on_steer=lambda run, steer: hinted.set()) as run:
+        config: Any = {**CFG, "callbacks": [RunCallbackHandler(run)]}
+        call = asyncio.create_task(graph.ainvoke(
+            {"messages": [HumanMessage("find a place for dinner")]}, config))
+        await asyncio.to_thread(started.wait, 5)
+        steer = await client.steer(run.run_id, "vegan options please")
+        await hinted.wait()
+        release.set()
+        await call
+    return steer
+
+
 async def test_a_model_node_takes_steers_in_with_take_steers(
         broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
-    from langchain_core.runnables import RunnableConfig
     from langgraph.graph import START, MessagesState, StateGraph
     from langgraph.prebuilt import ToolNode, tools_condition
 
-    from langgraph_interrupt.integration import RunCallbackHandler, take_steers
+    from langgraph_interrupt.integration import take_steers
 
     started, release = threading.Event(), asyncio.Event()
     search = slow_search(started, release)
@@ -248,18 +268,7 @@ async def test_a_model_node_takes_steers_in_with_take_steers(
     builder.add_conditional_edges("agent", tools_condition)
     builder.add_edge("tools", "agent")
     graph = builder.compile(checkpointer=InMemorySaver())
-    handle = await client.send("find a place for dinner")
-    hinted = asyncio.Event()
-    async with agent.create_run(handle.invocation,
-                                on_steer=lambda run, steer: hinted.set()) as run:
-        config: RunnableConfig = {**CFG, "callbacks": [RunCallbackHandler(run)]}
-        call = asyncio.create_task(graph.ainvoke(
-            {"messages": [HumanMessage("find a place for dinner")]}, config))
-        await asyncio.to_thread(started.wait, 5)
-        steer = await client.steer(run.run_id, "vegan options please")
-        await hinted.wait()
-        release.set()
-        await call
+    steer = await steer_a_drop_in_run(client, agent, graph, started, release)
     messages = (await graph.aget_state(CFG)).values["messages"]
     assert [m.type for m in messages] == ["human", "ai", "tool", "tool", "human", "ai"]
     assert messages[-2].text == "vegan options please" and find_history_errors(messages) == []
@@ -273,26 +282,14 @@ async def test_a_model_node_takes_steers_in_with_take_steers(
 async def test_create_agent_with_the_steering_middleware_takes_steers_in(
         broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
     from langchain.agents import create_agent
-    from langchain_core.runnables import RunnableConfig
 
-    from langgraph_interrupt.integration import RunCallbackHandler, steering_middleware
+    from langgraph_interrupt.integration import steering_middleware
 
     started, release = threading.Event(), asyncio.Event()
     model = StrictFakeChatModel([SEARCHES, answer])
     graph = create_agent(model, [slow_search(started, release)],
                          middleware=[steering_middleware()], checkpointer=InMemorySaver())
-    handle = await client.send("find a place for dinner")
-    hinted = asyncio.Event()
-    async with agent.create_run(handle.invocation,
-                                on_steer=lambda run, steer: hinted.set()) as run:
-        config: RunnableConfig = {**CFG, "callbacks": [RunCallbackHandler(run)]}
-        call = asyncio.create_task(graph.ainvoke(
-            {"messages": [HumanMessage("find a place for dinner")]}, config))
-        await asyncio.to_thread(started.wait, 5)
-        steer = await client.steer(run.run_id, "vegan options please")
-        await hinted.wait()
-        release.set()
-        await call
+    steer = await steer_a_drop_in_run(client, agent, graph, started, release)
     assert summary(model.calls[1])[-1] == ("human", "vegan options please")
     messages = (await graph.aget_state(CFG)).values["messages"]
     assert find_history_errors(messages) == []
