@@ -43,6 +43,21 @@ def slow_search(started: threading.Event, release: asyncio.Event) -> Any:
     return search
 
 
+async def steer_during_tools(client: ClientSession, agent: AgentSession, graph: Any,
+                             started: threading.Event) -> tuple[Any, Any, Any, Any]:
+    """Ask for dinner, run the graph, and steer ("vegan options please") while its tools
+    run; returns (send handle, run, the run_graph task, the steer handle) once the agent
+    has the steer."""
+    handle = await client.send("find a place for dinner")
+    hinted = asyncio.Event()
+    run = agent.create_run(handle.invocation, on_steer=lambda run, steer: hinted.set())
+    task = asyncio.create_task(run_graph(graph, run))
+    await asyncio.to_thread(started.wait, 5)
+    steer = await client.steer(run.run_id, "vegan options please")
+    await hinted.wait()
+    return handle, run, task, steer
+
+
 def summary(messages: list[BaseMessage]) -> list[tuple[str, str]]:
     return [(m.type, m.text) for m in messages]
 
@@ -52,14 +67,7 @@ async def test_a_steer_during_parallel_tools_reaches_the_next_model_call(
     started, release = threading.Event(), asyncio.Event()
     model = StrictFakeChatModel([SEARCHES, answer])
     graph = chat_graph(model, [slow_search(started, release)], checkpointer=InMemorySaver())
-    handle = await client.send("find a place for dinner")
-    hinted = asyncio.Event()
-    run = agent.create_run(handle.invocation, on_steer=lambda run, steer: hinted.set())
-    task = asyncio.create_task(run_graph(graph, run))
-    await asyncio.to_thread(started.wait, 5)
-    steer = await client.steer((await handle.wait_started(timeout=2)).run_id,
-                               "vegan options please")
-    await hinted.wait()
+    _, _, task, steer = await steer_during_tools(client, agent, graph, started)
     release.set()
     outcome = await task
     assert outcome.reason == "complete", outcome.error
@@ -110,13 +118,7 @@ async def test_a_steer_the_cancel_overtakes_is_not_consumed_and_the_thread_is_va
     started, release = threading.Event(), asyncio.Event()
     model = StrictFakeChatModel([SEARCHES, "after the cancel"])
     graph = chat_graph(model, [slow_search(started, release)], checkpointer=InMemorySaver())
-    handle = await client.send("find a place for dinner")
-    hinted = asyncio.Event()
-    run = agent.create_run(handle.invocation, on_steer=lambda run, steer: hinted.set())
-    task = asyncio.create_task(run_graph(graph, run))
-    await asyncio.to_thread(started.wait, 5)
-    steer = await client.steer(run.run_id, "vegan options please")
-    await hinted.wait()
+    handle, _, task, steer = await steer_during_tools(client, agent, graph, started)
     await handle.cancel()
     assert (await task).reason == "cancelled"
     result = await steer.outcome(timeout=2)
@@ -132,13 +134,7 @@ async def test_without_a_checkpointer_a_steer_is_taken_in_by_one_more_round(
     started, release = threading.Event(), asyncio.Event()
     model = StrictFakeChatModel([SEARCHES, "Done searching.", answer])
     graph = chat_graph(model, [slow_search(started, release)])
-    handle = await client.send("find a place for dinner")
-    hinted = asyncio.Event()
-    run = agent.create_run(handle.invocation, on_steer=lambda run, steer: hinted.set())
-    task = asyncio.create_task(run_graph(graph, run))
-    await asyncio.to_thread(started.wait, 5)
-    steer = await client.steer(run.run_id, "vegan options please")
-    await hinted.wait()
+    _, _, task, steer = await steer_during_tools(client, agent, graph, started)
     release.set()
     assert (await task).reason == "complete"
     assert len(model.calls) == 3
@@ -156,13 +152,7 @@ async def test_create_agent_takes_a_steer_in_after_its_tools(
     model = StrictFakeChatModel([SEARCHES, answer])
     graph = create_agent(model, [slow_search(started, release)],
                          checkpointer=InMemorySaver())
-    handle = await client.send("find a place for dinner")
-    hinted = asyncio.Event()
-    run = agent.create_run(handle.invocation, on_steer=lambda run, steer: hinted.set())
-    task = asyncio.create_task(run_graph(graph, run))
-    await asyncio.to_thread(started.wait, 5)
-    steer = await client.steer(run.run_id, "vegan options please")
-    await hinted.wait()
+    _, _, task, steer = await steer_during_tools(client, agent, graph, started)
     release.set()
     assert (await task).reason == "complete"
     assert summary(model.calls[1])[-1] == ("human", "vegan options please")
