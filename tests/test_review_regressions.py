@@ -23,7 +23,7 @@ from langgraph_interrupt._errors import RunRejectedError
 from langgraph_interrupt._wire import make_extras
 from langgraph_interrupt.testing import ScriptedStream
 from tests.conftest import SESSION
-from tests.helpers import describe, run_records, start_streaming
+from tests.helpers import TOKENS, describe, run_records, start_streaming
 
 
 async def _agent(broker: InMemoryBroker, **options: Any) -> AgentSession:
@@ -172,3 +172,51 @@ async def test_a_run_cancelled_while_waiting_for_its_thread_stops_waiting() -> N
     assert got == [False]
     second_out.set()
     await asyncio.gather(first, second)
+
+
+class SlowAcks:
+    """The agent's channel over a slow link: applied at once, acknowledged 50 ms later."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def publish(self, messages: Any) -> Any:
+        serials = await self._inner.publish(messages)
+        await asyncio.sleep(0.05)
+        return serials
+
+    async def append(self, serial: str, data: str, extras: Any) -> None:
+        await self._inner.append(serial, data, extras)
+        await asyncio.sleep(0.05)
+
+
+async def test_an_interrupted_runs_end_is_on_the_wire_before_the_new_runs_start(
+        broker: InMemoryBroker, client: ClientSession) -> None:
+    """Even when its last append waits for its stream's acknowledgement."""
+    agent = AgentSession(SlowAcks(broker.channel(SESSION, client_id="agent")),
+                         trigger_timeout=1.0, multitask="interrupt")
+    await agent.connect()
+    handle = await client.send("long story")
+    first = agent.create_run(handle.invocation)
+    stream = ScriptedStream(TOKENS, hold_at=1)  # its stream's create is still in flight
+
+    async def drive() -> Any:
+        async with first:
+            return await first.pipe(stream)
+
+    first_task = asyncio.create_task(drive())
+    await stream.holding.wait()
+    again = await client.send("a haiku instead")
+    second = agent.create_run(again.invocation)
+    await second.admit()
+    async with second:
+        await second.pipe(ScriptedStream(TOKENS[:2]))
+    await first_task
+    lifecycle = [(r.name, r.extras["ai"]["transport"]["run-id"]) for r in broker.records or []
+                 if r.name in ("ai-run-start", "ai-run-end")]
+    assert lifecycle == [("ai-run-start", first.run_id), ("ai-run-end", first.run_id),
+                         ("ai-run-start", second.run_id), ("ai-run-end", second.run_id)]
+    await agent.close()

@@ -85,7 +85,7 @@ class Outbox:
     """
 
     __slots__ = ("_blocked", "_channel", "_check", "_error", "_loop", "_pending", "_room",
-                 "_window")
+                 "_sent_waiters", "_window")
 
     def __init__(self, channel: Channel, *, window: int = 256,
                  check_serial: Callable[[str], None] | None = None) -> None:
@@ -97,6 +97,7 @@ class Outbox:
         self._pending: set[asyncio.Future[Any]] = set()
         self._room: asyncio.Future[None] | None = None
         self._error: AITransportError | None = None
+        self._sent_waiters: dict[_Op, asyncio.Future[None]] = {}
 
     # -- submitting ---------------------------------------------------------------------------
     def publish(self, message: OutboundMessage) -> asyncio.Future[str]:
@@ -199,6 +200,10 @@ class Outbox:
             self._start(blocked.popleft())
 
     def _start(self, op: _Op) -> None:
+        if self._sent_waiters:
+            waiter = self._sent_waiters.pop(op, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
         target = op.target
         serial = ""
         if isinstance(target, asyncio.Future):
@@ -280,6 +285,20 @@ class Outbox:
             if self._room is None or self._room.done():
                 self._room = self._loop.create_future()
             await self._room
+
+    def sent(self) -> asyncio.Future[None]:
+        """A future that resolves once every operation submitted so far is on its way (its
+        first step ran: on the wire in submission order), not acknowledged. Another run may
+        then publish and be sure to come after these on the channel."""
+        future: asyncio.Future[None] = self._loop.create_future()
+        if not self._blocked:
+            future.set_result(None)
+            return future
+        last = self._blocked[-1]
+        waiter = self._sent_waiters.get(last)
+        if waiter is None:
+            waiter = self._sent_waiters[last] = future
+        return waiter
 
     async def drain(self) -> None:
         """Wait until every operation submitted so far was acknowledged or refused.

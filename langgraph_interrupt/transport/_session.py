@@ -422,7 +422,13 @@ class AgentSession:
             del self._by_input[run.trigger.codec_message_id]
         self._desk.forget(run)
         self._found_cancels.pop(run, None)
-        self._gate.release(run)
+        # Its end on the wire before the run that waited for it: release the gate once the
+        # run's last publishes (ai-run-end) are on their way, not when they were submitted.
+        sent = run._publisher.outbox.sent()
+        if sent.done():
+            self._gate.release(run)
+        else:
+            sent.add_done_callback(lambda _: self._gate.release(run))
         if run.state == "suspended":  # steers it had not taken in wait for its resume
             for steer in run._steering.unanswered():
                 self._steers.keep(steer)
