@@ -107,3 +107,22 @@ async def test_the_first_cancel_request_is_kept_when_a_run_is_cancelled_both_way
     info = await client.wait_run_ended("r1", timeout=2)
     assert info.cancel_requested_at is not None
     assert before_first <= info.cancel_requested_at < before_second, "the first request"
+
+
+async def test_a_flood_of_run_starts_keeps_the_client_bounded_and_its_own_runs(
+        broker: InMemoryBroker, client: ClientSession) -> None:
+    from langgraph_interrupt.transport._run_view import MAX_RUNS
+
+    agent = broker.channel(SESSION, client_id="agent")
+    await agent.publish([lifecycle("ai-run-start", run_id="mine")])
+    forger = broker.channel(SESSION, client_id="mallory")
+    for batch in range(0, MAX_RUNS + 500, 250):
+        await forger.publish([lifecycle("ai-run-start", run_id=f"forged-{i}")
+                              for i in range(batch, batch + 250)])
+        await forger.publish([lifecycle("ai-run-end", run_id=f"forged-{i}",
+                                        run_reason="complete")
+                              for i in range(batch, batch + 200)])  # most of them end
+    await client.wait_for(lambda c: c.run(f"forged-{MAX_RUNS + 499}") is not None, timeout=5)
+    assert len(client.runs) <= MAX_RUNS
+    mine = client.run("mine")
+    assert mine is not None and mine.status == "active", "ended runs went first"

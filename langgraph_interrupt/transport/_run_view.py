@@ -49,6 +49,8 @@ _FORGERS_LIMIT = 1000  # (run, sender) pairs logged as speaking out of turn
 
 
 _MAX_ANSWERED = 1024  # steer ids remembered per run
+#: Runs a client remembers; the oldest that ended are forgotten first.
+MAX_RUNS = 2000
 
 
 class RunView:
@@ -134,6 +136,8 @@ class RunView:
             if input_id:
                 self._by_input[input_id] = run_id
                 self._started[input_id] = info
+            if current is None and len(self._runs) > MAX_RUNS:
+                self._forget_oldest()
         elif name == EVENT_RUN_SUSPEND:
             if current is None:
                 return
@@ -156,6 +160,21 @@ class RunView:
                                          error_code=code, error_message=message_text,
                                          cancel_reason=cancel_reason, cancelled_by=cancelled_by,
                                          ended_at=time.monotonic())
+
+    def _forget_oldest(self) -> None:
+        """Bound the tables (any participant can publish run starts): drop the oldest runs
+        that ended, else the oldest of all, down to :data:`MAX_RUNS`."""
+        excess = len(self._runs) - MAX_RUNS
+        ended = [run_id for run_id, info in self._runs.items() if info.ended][:excess]
+        victims = ended if len(ended) == excess else list(self._runs)[:excess]
+        for run_id in victims:
+            info = self._runs.pop(run_id)
+            self._resumed_by.pop(run_id, None)
+            self._answered.pop(run_id, None)
+            if info.input_codec_message_id is not None:
+                if self._by_input.get(info.input_codec_message_id) == run_id:
+                    del self._by_input[info.input_codec_message_id]
+                self._started.pop(info.input_codec_message_id, None)
 
     def cancel_asked(self, run_ids: Sequence[str], input_id: str | None,
                      asked: float) -> None:
