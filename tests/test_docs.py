@@ -1,4 +1,4 @@
-"""The README quick start and the demo run as documented."""
+"""The README's snippets (every one that is a program) and the demo run as documented."""
 
 from __future__ import annotations
 
@@ -8,20 +8,102 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "ABLY_API_KEY")
+NOT_RUN = "# not run:"  # the first line of a README snippet that is a fragment, not a program
+CONTINUES = "# continues the quick start"  # a snippet run after the quick start's definitions
+
+
+def readme_python_blocks() -> list[str]:
+    """Every ```python block of the README, in order."""
+    return re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)
+
+
+def quick_start() -> str:
+    """The first Python block under the README's ``## Quick start``."""
+    section = (ROOT / "README.md").read_text().split("\n## Quick start\n", 1)[1]
+    code = re.search(r"^```python\n(.*?)^```", section, re.S | re.M)
+    assert code is not None, "the README's quick start has a Python block"
+    return code.group(1)
+
+
+def program_of(block: str) -> str:
+    """What runs for a README block: the block, after the quick start's definitions (without its
+    ``asyncio.run(main())``) when the block says it continues the quick start."""
+    if not block.startswith(CONTINUES):
+        return block
+    definitions = quick_start().replace("\nasyncio.run(main())\n", "\n")
+    assert definitions != quick_start(), "the quick start ends with asyncio.run(main())"
+    return definitions + "\n" + block
+
+
+def run_offline(code: str, tmp_path: Path, name: str = "snippet.py") -> str:
+    """Run ``code`` as a script in a fresh interpreter, without provider or Ably keys, checked
+    to exit cleanly within the timeout; its stdout."""
+    script = tmp_path / name
+    script.write_text(code, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_KEYS}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          encoding="utf-8", timeout=60, check=False, cwd=tmp_path,
+                          env=env | {"PYTHONIOENCODING": "utf-8"})
+    assert done.returncode == 0, f"{name} failed:\n{code}\n{done.stderr}"
+    assert "Traceback" not in done.stderr and "Task exception" not in done.stderr, done.stderr
+    return done.stdout
+
+
+def test_the_readme_quick_start_is_a_langgraph_app_made_interruptible_by_one_line() -> None:
+    code = quick_start()
+    assert len(code.splitlines()) <= 45, "the quick start stays short"
+    assert "StateGraph(" in code and "FakeStreamingChatModel(" in code and "@tool" in code
+    assert code.count("RunCallbackHandler(run)") == 1
+    assert re.search(r'config\["callbacks"\] = \[RunCallbackHandler\(run\)\]', code)
+    assert "run_graph" not in code and ".pipe(" not in code, "drop-in, not the transport API"
+
+
 def test_the_readme_quick_start_runs_and_cancels(tmp_path: Path) -> None:
+    """Pasted into a file, the quick start runs offline: Stop lands while the tool runs, the
+    run ends cancelled, and the thread is valid (``find_history_errors`` prints ``[]``)."""
+    out = run_offline(quick_start(), tmp_path, "quickstart.py")
+    assert out.splitlines() == ["cancelled", "[]"], out
+
+
+def test_the_readme_serves_the_quick_start_graph_with_create_agent_app(tmp_path: Path) -> None:
+    blocks = [b for b in readme_python_blocks() if "create_agent_app(" in b]
+    assert len(blocks) == 1 and blocks[0].startswith(CONTINUES), blocks
+    check = ("from starlette.applications import Starlette\n"
+             "assert isinstance(app, Starlette)\n"
+             "print([route.path for route in app.routes])\n")
+    out = run_offline(program_of(blocks[0]) + check, tmp_path, "serve.py")
+    assert out.splitlines() == ["['/api/chat']"], out
+
+
+def test_the_readme_puts_langgraph_first_and_the_transport_api_after() -> None:
     readme = (ROOT / "README.md").read_text()
-    code = re.search(r"## Quick start\n\n```python\n(.*?)```", readme, re.S)
-    assert code is not None, "the README has a Python quick start"
-    assert len(code.group(1).splitlines()) <= 25
-    script = tmp_path / "quickstart.py"
-    script.write_text(code.group(1))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
-    assert "PipeResult(reason='cancelled'" in out
-    assert out.splitlines()[0] == "cancelled", out
+    assert readme.startswith("# langgraph_interrupt\n\n```bash\n"
+                             "bash scripts/demo.sh    # set up and run the demo")
+    headings = re.findall(r"^#+ .*$", readme, re.M)
+    order = ["## Quick start", "### Serve it to the official client", "## The transport API"]
+    assert [h for h in headings if h in order] == order, headings
+
+
+@pytest.mark.parametrize("index", range(len(readme_python_blocks())))
+def test_every_readme_python_block_runs_offline(index: int, tmp_path: Path) -> None:
+    """Every README snippet is a program that runs as shown (or says it continues the quick
+    start), unless its first line marks it ``# not run:`` (a fragment, kept few)."""
+    block = readme_python_blocks()[index]
+    if block.startswith(NOT_RUN):
+        pytest.skip("a fragment, marked " + NOT_RUN)
+    run_offline(program_of(block), tmp_path, f"readme_block_{index}.py")
+
+
+def test_readme_fragments_are_few() -> None:
+    blocks = readme_python_blocks()
+    assert len(blocks) >= 3
+    assert sum(b.startswith(NOT_RUN) for b in blocks) <= 2
 
 
 def run_demo(*args: str) -> str:
