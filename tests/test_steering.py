@@ -80,7 +80,7 @@ async def test_a_steer_while_the_run_streams_is_answered_by_the_next_pass(
     assert "steer-codec-message-ids" not in transport(first_message), "only the answer"
 
 
-async def test_a_steer_after_the_cancel_is_not_consumed(
+async def test_the_client_refuses_to_steer_a_run_it_has_seen_end(
         broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
     loop, task = await _start(client, agent)
     run_id = loop.run.run_id
