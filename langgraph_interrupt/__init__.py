@@ -29,6 +29,7 @@ from ._errors import RunRejectedError as RunRejectedError
 from ._errors import SessionClosedError as SessionClosedError
 from ._errors import StreamError as StreamError
 from ._errors import UnsupportedChunkError as UnsupportedChunkError
+from ._errors import WorkerLostError as WorkerLostError
 from ._invocation import Invocation as Invocation
 from ._version import __version__ as __version__
 from ._wire import ChannelMessage as ChannelMessage
@@ -52,6 +53,7 @@ from .transport import Run as Run
 from .transport import RunInfo as RunInfo
 from .transport import RunProgress as RunProgress
 from .transport import SendHandle as SendHandle
+from .transport import WorkerRegistry as WorkerRegistry
 
 if TYPE_CHECKING:
     from .channels import AblyChannel as AblyChannel
@@ -141,6 +143,8 @@ __all__ = [
     "UIMessageEncoder",
     "UnsupportedChunkError",
     "WireRecord",
+    "WorkerLostError",
+    "WorkerRegistry",
     "__version__",
     "cancellable",
     "create_agent_app",

@@ -60,6 +60,8 @@ class ErrorCode(IntEnum):
     #: Not a JS SDK code (it has no multitask strategies): Ably's conflict range, status 409.
     RUN_REJECTED = 40900
     INTERNAL_ERROR = 50000
+    #: Not a JS SDK code (its agent has no workers watching each other): status 503.
+    WORKER_LOST = 50300
     MUTABLE_MESSAGES_DISABLED = 93002  # Ably's code; not an AI Transport code
     ENCODER_RECOVERY_FAILED = 104000
     SESSION_SUBSCRIPTION_ERROR = 104001
@@ -186,6 +188,13 @@ class RunRejectedError(AITransportError):
     """
 
     default_code = ErrorCode.RUN_REJECTED
+
+
+class WorkerLostError(AITransportError):
+    """The agent worker serving a run died (its presence left the workers' channel), so
+    another worker ended the run: ``ai-run-end{error}`` with this code and message."""
+
+    default_code = ErrorCode.WORKER_LOST
 
 
 class StreamError(AITransportError):

@@ -66,6 +66,9 @@ H_CANCEL_REASON: Final = "x-cancel-reason"
 H_CANCEL_BY: Final = "x-cancel-by"
 #: ``ai-cancel``: the client's wall clock when it asked, in Unix milliseconds (metrics).
 H_CANCEL_SENT_AT: Final = "x-cancel-sent-at"
+#: ``ai-run-start``/``ai-run-resume``: the agent worker serving the run, when that worker is
+#: in the channel's presence (so that another worker can end the run if it dies).
+H_WORKER: Final = "x-worker"
 
 # -- reasons and statuses (§3) ------------------------------------------------------------
 RunEndReason = Literal["complete", "cancelled", "error"]
@@ -140,6 +143,20 @@ class ChannelMessage:
     connection_id: str | None = None
     id: str | None = None
     timestamp: int = 0
+
+
+PresenceAction = Literal["present", "enter", "update", "leave"]
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceEvent:
+    """A presence member as a channel reports it: who (``client_id`` and the connection the
+    service stamped, never what the member claims), what happened and the member's data."""
+
+    action: PresenceAction
+    client_id: str | None
+    connection_id: str | None
+    data: Any = None
 
 
 @dataclass(frozen=True, slots=True)

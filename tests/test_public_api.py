@@ -20,7 +20,8 @@ PUBLIC = [
     "OutboundMessage", "PipeResult", "Run", "RunCallbackHandler", "RunCancelled",
     "RunCancelledError", "RunInfo", "RunLifecycleError", "RunProgress", "RunRejectedError",
     "SendHandle", "SessionClosedError", "StreamError", "UIMessageDecoder",
-    "UIMessageEncoder", "UnsupportedChunkError", "WireRecord", "__version__", "cancellable",
+    "UIMessageEncoder", "UnsupportedChunkError", "WireRecord", "WorkerLostError", "WorkerRegistry",
+    "__version__", "cancellable",
     "create_agent_app", "get_abort_signal", "run_graph",
 ]
 

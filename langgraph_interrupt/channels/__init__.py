@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._base import Channel, HistoryPage, Listener
+from .._wire import PresenceEvent
+from ._base import Channel, HistoryPage, Listener, PresenceChannel, PresenceListener
 from ._memory import InMemoryBroker, InMemoryChannel, WireRecord
 
 if TYPE_CHECKING:
     from ._ably import AblyChannel
 
 __all__ = ["AblyChannel", "Channel", "HistoryPage", "InMemoryBroker", "InMemoryChannel",
-           "Listener", "WireRecord"]
+           "Listener", "PresenceChannel", "PresenceEvent", "PresenceListener", "WireRecord"]
 
 
 def __getattr__(name: str) -> object:

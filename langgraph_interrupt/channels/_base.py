@@ -30,11 +30,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .._wire import ChannelMessage, OutboundMessage
+from .._wire import ChannelMessage, OutboundMessage, PresenceEvent
 
-__all__ = ["Channel", "HistoryPage", "Listener"]
+__all__ = ["Channel", "HistoryPage", "Listener", "PresenceChannel", "PresenceListener"]
 
 Listener = Callable[[ChannelMessage], None]
+PresenceListener = Callable[[PresenceEvent], None]
 
 
 class HistoryPage(Protocol):
@@ -105,4 +106,33 @@ class Channel(Protocol):
 
     async def history(self, *, limit: int = 100, until_attach: bool = True) -> HistoryPage:
         """The newest page of history (see the module notes for its contents)."""
+        ...
+
+
+@runtime_checkable
+class PresenceChannel(Channel, Protocol):
+    """A channel whose participants can be present (Ably presence); optional for backends.
+
+    Agent workers enter the presence of the channels they serve, so that when one dies
+    (its connection lost and not resumed) the others see it leave and end its runs. Promises:
+    a member is identified by its connection id and client id as the service stamped them;
+    a participant enters, updates and leaves only its own member; a member whose connection
+    is lost leaves after the service's timeout (15 s on Ably), one that detaches or closes at
+    once; presence events are delivered in order with the channel's messages.
+    """
+
+    async def enter_presence(self, data: Mapping[str, Any] | None = None) -> None:
+        """Enter (or update) this participant's member with ``data``. Attaches if needed."""
+        ...
+
+    async def leave_presence(self) -> None:
+        """Leave this participant's member. Idempotent."""
+        ...
+
+    async def presence_members(self) -> list[PresenceEvent]:
+        """The current members (``action="present"``), after the service's sync."""
+        ...
+
+    def subscribe_presence(self, listener: PresenceListener) -> Callable[[], None]:
+        """Register a listener for presence events; returns a function that removes it."""
         ...

@@ -6,8 +6,10 @@ so it reproduces what the golden traces show the real service doing: lexicograph
 serials, create/append/update actions, asynchronous in-order delivery with echo to the
 publisher, aggregated history up to the attach point, full-contents first contact for late
 joiners, idempotent publish ids, ephemeral messages kept out of history. It also injects
-faults (failed appends, a channel without the mutable-messages rule) so failure paths can
-be tested without a network.
+faults (failed appends, a channel without the mutable-messages rule, a participant whose
+connection dies: :meth:`InMemoryChannel.crash`) so failure paths can be tested without a
+network. Presence (:class:`~._base.PresenceChannel`) is kept per channel, members keyed by
+connection and client id, delivered in order with the messages.
 
 Everything runs on one event loop; nothing here is thread-safe, by design (the transport
 hops to the loop before touching a channel).
@@ -26,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import ChannelError, ErrorCode, InvalidArgumentError, MutableMessagesDisabledError
-from .._wire import ChannelMessage, MessageAction, OutboundMessage
-from ._base import Listener
+from .._wire import ChannelMessage, MessageAction, OutboundMessage, PresenceAction, PresenceEvent
+from ._base import Listener, PresenceListener
 
 __all__ = ["InMemoryBroker", "InMemoryChannel", "WireRecord"]
 
@@ -81,6 +83,7 @@ class _ChannelState:
     messages: dict[str, _Stored] = field(default_factory=dict)
     by_id: dict[str, str] = field(default_factory=dict)
     handles: list[InMemoryChannel] = field(default_factory=list)
+    members: dict[tuple[str, str | None], PresenceEvent] = field(default_factory=dict)
 
     @property
     def last_serial(self) -> str | None:
@@ -200,10 +203,12 @@ class InMemoryChannel:
         self._client_id = client_id
         self.connection_id = connection_id
         self._listeners: list[Listener] = []
+        self._presence_listeners: list[PresenceListener] = []
+        self._crashed = False
         self._attached = False
         self._attach_serial: str | None = None
         self._seen_old: set[str] = set()
-        self._pending: deque[ChannelMessage] = deque()
+        self._pending: deque[ChannelMessage | PresenceEvent] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._msg_serial = itertools.count()
 
@@ -221,6 +226,7 @@ class InMemoryChannel:
 
     async def attach(self, *, serial: bool = True, recent: int = 0) -> str | None:
         # ``recent`` is ignored: history here is read without a round trip.
+        self._alive("attach")
         if not self._attached:
             self._loop = asyncio.get_running_loop()
             self._attached = True
@@ -230,6 +236,7 @@ class InMemoryChannel:
 
     async def detach(self) -> None:
         if self._attached:
+            self._leave()  # detaching leaves presence at once, as on the service
             self._attached = False
             self._state.handles.remove(self)
             self._pending.clear()
@@ -244,6 +251,7 @@ class InMemoryChannel:
         return unsubscribe
 
     async def publish(self, messages: Sequence[OutboundMessage]) -> list[str]:
+        self._alive("publish")
         self._broker._fault("publish")
         state = self._state
         index = next(self._msg_serial)
@@ -283,6 +291,7 @@ class InMemoryChannel:
         self._mutate("update", serial, data, extras)
 
     def _mutate(self, op: str, serial: str, data: Any, extras: Mapping[str, Any]) -> None:
+        self._alive(op)
         broker = self._broker
         broker._fault(op)
         if not isinstance(extras, Mapping):
@@ -336,6 +345,7 @@ class InMemoryChannel:
                 handle._deliver(live)
 
     async def history(self, *, limit: int = 100, until_attach: bool = True) -> _Page:
+        self._alive("history")
         self._broker._fault("history")
         if limit < 1 or limit > 1000:
             raise InvalidArgumentError("history limit must be between 1 and 1000")
@@ -352,8 +362,74 @@ class InMemoryChannel:
         items = [_aggregate(state.messages[s]) for s in reversed(serials[:end])]
         return _Page(items[:limit], items[limit:], limit)
 
+    # -- presence ---------------------------------------------------------------------------
+    async def enter_presence(self, data: Mapping[str, Any] | None = None) -> None:
+        self._alive("enter presence")
+        if self._client_id is None:
+            raise ChannelError("unable to enter presence; the participant has no client id",
+                               code=91000)
+        await self.attach()
+        key = (self.connection_id, self._client_id)
+        state = self._state
+        action: PresenceAction = "update" if key in state.members else "enter"
+        data = _clone(dict(data)) if data is not None else None
+        state.members[key] = PresenceEvent("present", self._client_id, self.connection_id, data)
+        self._announce(PresenceEvent(action, self._client_id, self.connection_id, data))
+
+    async def leave_presence(self) -> None:
+        self._alive("leave presence")
+        self._leave()
+
+    async def presence_members(self) -> list[PresenceEvent]:
+        self._alive("get presence")
+        await self.attach()
+        return list(self._state.members.values())
+
+    def subscribe_presence(self, listener: PresenceListener) -> Callable[[], None]:
+        self._presence_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._presence_listeners:
+                self._presence_listeners.remove(listener)
+
+        return unsubscribe
+
+    def crash(self, *, leave_after: float = 0.0) -> None:
+        """Simulate this participant's connection dying (a worker killed with ``kill -9``).
+
+        Nothing more is delivered to it and every later call fails (80003); its presence
+        member leaves after ``leave_after`` seconds, as the service makes a member whose
+        connection was lost leave after its timeout (15 s on Ably).
+        """
+        if self._crashed:
+            return
+        self._crashed = True
+        if self._attached:
+            self._attached = False
+            self._state.handles.remove(self)
+            self._pending.clear()
+        loop = asyncio.get_running_loop()
+        if leave_after > 0:
+            loop.call_later(leave_after, self._leave)
+        else:
+            loop.call_soon(self._leave)
+
+    def _leave(self) -> None:
+        member = self._state.members.pop((self.connection_id, self._client_id), None)
+        if member is not None:
+            self._announce(PresenceEvent("leave", member.client_id, member.connection_id,
+                                         member.data))
+
+    def _announce(self, event: PresenceEvent) -> None:
+        for handle in self._state.handles:
+            handle._deliver(event)
+
+    def _alive(self, op: str) -> None:
+        if self._crashed:
+            raise ChannelError(f"unable to {op}; the connection was lost", code=80003)
+
     # -- delivery ---------------------------------------------------------------------------
-    def _deliver(self, message: ChannelMessage) -> None:
+    def _deliver(self, message: ChannelMessage | PresenceEvent) -> None:
         # Asynchronous and in order, like a socket: never inside the publisher's call stack.
         if not self._pending and self._loop is not None:
             self._loop.call_soon(self._drain)
@@ -363,7 +439,10 @@ class InMemoryChannel:
         pending = self._pending
         while pending:
             message = pending.popleft()
-            for listener in tuple(self._listeners):
+            listeners: tuple[Callable[[Any], None], ...] = tuple(
+                self._presence_listeners if isinstance(message, PresenceEvent)
+                else self._listeners)
+            for listener in listeners:
                 try:
                     listener(message)
                 except Exception:

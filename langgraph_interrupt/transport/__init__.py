@@ -12,6 +12,7 @@ from ._source import PipeResult
 from ._steer_handle import SteerHandle, SteerOutcome
 from ._steerable import OnSteer
 from ._steering import Steer
+from ._workers import WorkerRegistry
 
 __all__ = [
     "AgentSession",
@@ -34,4 +35,5 @@ __all__ = [
     "Steer",
     "SteerHandle",
     "SteerOutcome",
+    "WorkerRegistry",
 ]

@@ -36,12 +36,14 @@ from .._invocation import Invocation
 from .._wire import EVENT_CANCEL, EVENT_INPUT, EVENT_OUTPUT, ChannelMessage
 from ..channels import Channel
 from ._authorise import CancelDesk, CancelRequest, OnCancel
+from ._input_index import InputIndex
 from ._multitask import MultitaskStrategy, RunGate
 from ._output import shielded
 from ._run import OnCancelled, OnInterrupted, Run
 from ._steerable import OnSteer
 from ._steering import Steer, SteerIndex, read_steer_ids
 from ._trigger import HistoryScan, Trigger, scan_history
+from ._workers import WorkerRegistry
 
 __all__ = ["AgentSession", "CancelRequest", "OnCancel"]
 
@@ -98,6 +100,9 @@ class AgentSession:
             after its terminal sequence was acknowledged, with the timeline of the cancel
             (also logged, and an OpenTelemetry span event when ``opentelemetry-api`` is
             installed).
+        workers: this worker's :class:`WorkerRegistry`, when several agent workers serve
+            the deployment: the others learn which runs this session serves, and end them
+            ``error`` if this worker dies (``docs/deployment.md``).
 
     Example::
 
@@ -115,12 +120,14 @@ class AgentSession:
                  max_active_runs: int | None = None, max_queued_runs: int = 16,
                  multitask_overrides: Collection[str] = (), run_timeout: float | None = None,
                  on_interrupted: OnInterrupted | None = None,
-                 on_steer: OnSteer | None = None) -> None:
+                 on_steer: OnSteer | None = None,
+                 workers: WorkerRegistry | None = None) -> None:
         if run_timeout is not None and run_timeout <= 0:
             raise InvalidArgumentError("run_timeout must be positive")
         self._run_timeout = run_timeout
         self._on_interrupted = on_interrupted
         self._on_steer = on_steer
+        self._registry = workers
         if append_rollup_window < 0:
             raise InvalidArgumentError("append_rollup_window must not be negative")
         self.channel = channel
@@ -142,8 +149,7 @@ class AgentSession:
         self._steers = SteerIndex()  # steers for runs not open here, and those answered
         # Cancels a history scan found next to a run's input, applied once it is adopted.
         self._found_cancels: dict[Run, list[CancelTarget]] = {}
-        self._inputs: OrderedDict[str, Trigger] = OrderedDict()
-        self._waiters: dict[str, list[asyncio.Future[Trigger]]] = {}
+        self._inputs = InputIndex(input_index_size)
         self._senders: OrderedDict[str, str | None] = OrderedDict()  # serial -> client id
         self._workers: set[asyncio.Task[None]] = set()
         self._desk = CancelDesk(self._workers, self._report)
@@ -201,11 +207,8 @@ class AgentSession:
         if self._closed:
             return
         self._closed = True
-        for waiters in self._waiters.values():
-            for future in waiters:
-                if not future.done():
-                    future.set_exception(SessionClosedError(unable_to("start run",
-                                                                      "the session closed")))
+        self._inputs.fail_waiters(SessionClosedError(unable_to("start run",
+                                                               "the session closed")))
         runs = self.runs
         # Admitted but not started (queued, or waiting for a run it interrupted): their
         # POST was answered, so they end on the wire too.
@@ -284,21 +287,7 @@ class AgentSession:
         a continuation is answered with the run it resumes. ``None`` if not seen in time
         (the run then finds its input in history when it starts).
         """
-        trigger = self._inputs.get(input_event_id)
-        if trigger is not None or timeout <= 0:
-            return trigger
-        future: asyncio.Future[Trigger] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(input_event_id, []).append(future)
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except TimeoutError:
-            return None
-        finally:
-            waiters = self._waiters.get(input_event_id, [])
-            if future in waiters:
-                waiters.remove(future)
-            if not waiters:
-                self._waiters.pop(input_event_id, None)
+        return await self._inputs.wait(input_event_id, timeout)
 
     async def _locate(self, run: Run) -> Trigger:
         if self._closed:
@@ -331,8 +320,7 @@ class AgentSession:
         read: one round trip in all on a conversation's first turn, two at worst.
         """
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Trigger] = loop.create_future()
-        self._waiters.setdefault(event_id, []).append(future)
+        future = self._inputs.waiter(event_id)
         aborted = asyncio.ensure_future(run.signal.wait())
         deadline = loop.time() + self._trigger_timeout
         scanning: asyncio.Future[HistoryScan] | None = None
@@ -370,11 +358,7 @@ class AgentSession:
             aborted.cancel()
             if scanning is not None:
                 scanning.cancel()
-            waiters = self._waiters.get(event_id, [])
-            if future in waiters:
-                waiters.remove(future)
-            if not waiters:
-                self._waiters.pop(event_id, None)
+            self._inputs.forget(event_id, future)
 
     async def _after_attach(self, run: Run, connecting: asyncio.Future[None]) -> None:
         """The run's input arrived with the attach, before the attach completed: finish it;
@@ -394,6 +378,8 @@ class AgentSession:
             run.run_id = trigger.run_id
         self._runs[run.run_id] = run
         self._by_input[trigger.codec_message_id] = run
+        if self._registry is not None:
+            self._registry.run_started(self.channel.name, run.run_id)
         pending = self._found_cancels.pop(run, [])
         entry = self._early.pop(trigger.codec_message_id, None)
         if entry is not None and time.monotonic() - entry[1] <= self._buffer_ttl:
@@ -422,6 +408,8 @@ class AgentSession:
             del self._by_input[run.trigger.codec_message_id]
         self._desk.forget(run)
         self._found_cancels.pop(run, None)
+        if self._registry is not None:
+            self._registry.run_ended(self.channel.name, run.run_id)
         # Its end on the wire before the run that waited for it: release the gate once the
         # run's last publishes (ai-run-end) are on their way, not when they were submitted.
         sent = run._publisher.outbox.sent()
@@ -458,7 +446,7 @@ class AgentSession:
             elif name == EVENT_INPUT:
                 trigger = Trigger.read(message)
                 if trigger is not None:
-                    self._index(trigger)
+                    self._inputs.add(trigger)
                     steer = Steer.of(trigger)
                     if steer is not None:
                         self._steer(steer)
@@ -486,15 +474,6 @@ class AgentSession:
         elif steer.event_id != trigger.event_id and \
                 steer.codec_message_id != trigger.codec_message_id:
             run._steered(steer)
-
-    def _index(self, trigger: Trigger) -> None:
-        self._inputs[trigger.event_id] = trigger
-        self._inputs.move_to_end(trigger.event_id)
-        while len(self._inputs) > self._index_size:
-            self._inputs.popitem(last=False)
-        for future in self._waiters.get(trigger.event_id, ()):
-            if not future.done():
-                future.set_result(trigger)
 
     def _route(self, target: CancelTarget) -> None:
         run = self._runs.get(target.run_id) if target.run_id else None

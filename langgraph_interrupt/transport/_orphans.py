@@ -1,0 +1,142 @@
+"""Ending, on the wire, a run whose agent worker died.
+
+Owns: :func:`end_orphaned_run`, which reads a session channel's history for one run's
+current attempt (from its newest ``ai-run-start``/``ai-run-resume``), and publishes what
+its dead worker never did: a closing append (``status:"cancelled"``) for each stream still
+``streaming``, ``ai-step-end{failed}`` for a step still open, and ``ai-run-end{error}`` with
+the error's code and message, in that order (streams before the run ends, as every run of
+this package ends). The step and run ends carry ids derived from the run id, so two workers
+ending the same run publish each once. Who decides a worker died is :mod:`._workers`'.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from .._errors import AITransportError
+from .._wire import (
+    EVENT_OUTPUT,
+    EVENT_RUN_END,
+    EVENT_RUN_RESUME,
+    EVENT_RUN_START,
+    EVENT_RUN_SUSPEND,
+    EVENT_STEP_END,
+    EVENT_STEP_START,
+    H_ERROR_CODE,
+    H_ERROR_MESSAGE,
+    H_INPUT_CLIENT_ID,
+    H_INPUT_CODEC_MESSAGE_ID,
+    H_INVOCATION_ID,
+    H_RUN_CLIENT_ID,
+    H_RUN_ID,
+    H_RUN_REASON,
+    H_STATUS,
+    H_STEP_ID,
+    H_STEP_REASON,
+    H_STEP_START_SERIAL,
+    H_STREAM,
+    ChannelMessage,
+    OutboundMessage,
+    make_extras,
+    read_envelope,
+)
+from ..channels import Channel
+
+__all__ = ["end_orphaned_run"]
+
+logger = logging.getLogger("langgraph_interrupt.transport")
+
+_LIFECYCLE = frozenset({EVENT_RUN_START, EVENT_RUN_RESUME, EVENT_RUN_SUSPEND, EVENT_RUN_END})
+
+
+async def end_orphaned_run(channel: Channel, run_id: str, error: AITransportError, *,
+                           agent_client_ids: frozenset[str] | None = None,
+                           max_pages: int = 10, page_size: int = 100) -> bool:
+    """End run ``run_id`` on ``channel`` with ``error`` if its history shows it still active.
+
+    Only messages published by ``agent_client_ids`` (default: ``channel.client_id``) count:
+    a client cannot make a run look active, or ended, by forging its events. Returns True
+    when this call ended the run, False when it had already ended or suspended, or was not
+    found within ``max_pages`` pages of history (logged). Channel errors propagate.
+    """
+    agents = agent_client_ids if agent_client_ids is not None else frozenset(
+        {channel.client_id} if channel.client_id else ())
+    start: ChannelMessage | None = None
+    streams: list[ChannelMessage] = []
+    step_starts: list[ChannelMessage] = []
+    ended_steps: set[str] = set()
+    page = await channel.history(limit=page_size, until_attach=False)
+    for _ in range(max_pages):
+        for message in page.items:  # newest first: everything of the attempt, then its start
+            if message.client_id not in agents:
+                continue
+            envelope = read_envelope(message.extras)
+            if envelope is None or envelope.transport.get(H_RUN_ID) != run_id:
+                continue
+            name = message.name
+            if name in _LIFECYCLE:
+                if name in (EVENT_RUN_END, EVENT_RUN_SUSPEND):
+                    return False  # its newest lifecycle event says it is not active
+                start = message
+                break
+            transport = envelope.transport
+            if name == EVENT_OUTPUT and transport.get(H_STREAM) == "true" \
+                    and transport.get(H_STATUS) == "streaming":
+                streams.append(message)
+            elif name == EVENT_STEP_END:
+                ended_steps.add(transport.get(H_STEP_START_SERIAL, ""))
+            elif name == EVENT_STEP_START:
+                step_starts.append(message)
+        if start is not None or not page.has_next():
+            break
+        page = await page.next()
+    if start is None:
+        logger.warning("orphaned run %s not found in %s's history; not ended", run_id,
+                       channel.name)
+        return False
+    for stream in reversed(streams):  # oldest first, as they were opened
+        await channel.append(stream.serial, "", _closed(stream.extras))
+    ends: list[OutboundMessage] = []
+    for step in reversed(step_starts):
+        if step.serial not in ended_steps:
+            ends.append(_step_end(step, run_id))
+    ends.append(_run_end(start, run_id, error))
+    await channel.publish(ends)
+    logger.warning("ended run %s on %s: %s", run_id, channel.name, error.message)
+    return True
+
+
+def _transport(message: ChannelMessage) -> Mapping[str, str]:
+    envelope = read_envelope(message.extras)
+    assert envelope is not None
+    return envelope.transport
+
+
+def _closed(extras: object) -> dict[str, object]:
+    envelope = read_envelope(extras)
+    assert envelope is not None
+    transport = dict(envelope.transport)
+    transport[H_STATUS] = "cancelled"
+    return make_extras(transport, envelope.codec)
+
+
+def _step_end(step: ChannelMessage, run_id: str) -> OutboundMessage:
+    transport = dict(_transport(step))
+    transport[H_STEP_START_SERIAL] = step.serial
+    transport[H_STEP_REASON] = "failed"
+    step_id = transport.get(H_STEP_ID, step.serial)
+    return OutboundMessage(EVENT_STEP_END, None, make_extras(transport),
+                           f"orphan:{run_id}:{step_id}"[:256])
+
+
+def _run_end(start: ChannelMessage, run_id: str, error: AITransportError) -> OutboundMessage:
+    started = _transport(start)
+    headers = {H_RUN_ID: run_id, H_RUN_CLIENT_ID: started.get(H_RUN_CLIENT_ID, ""),
+               H_RUN_REASON: "error"}
+    for key in (H_INVOCATION_ID, H_INPUT_CLIENT_ID, H_INPUT_CODEC_MESSAGE_ID):
+        if key in started:
+            headers[key] = started[key]
+    headers[H_ERROR_CODE] = str(error.code)
+    headers[H_ERROR_MESSAGE] = error.message
+    return OutboundMessage(EVENT_RUN_END, None, make_extras(headers), f"orphan:{run_id}:end"[:256])

@@ -1,0 +1,183 @@
+"""Agent workers watching each other on the in-memory broker: a dead worker's runs end.
+
+Worker A serves a run and "dies" (its handles crash, as with ``kill -9``: nothing more is
+published, its presence leaves); worker B ends A's run on the wire: its open stream closed,
+its step failed, ``ai-run-end{error}`` 50300, which the client shows. Forged departures and
+claims from a client identity change nothing. The same over the offline broker with the real
+SDK, and across processes, is in ``tests/workers/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from langgraph_interrupt import (
+    AgentSession,
+    ClientSession,
+    InMemoryBroker,
+    InvalidArgumentError,
+    OutboundMessage,
+    WorkerRegistry,
+)
+from langgraph_interrupt.transport._orphans import end_orphaned_run
+from langgraph_interrupt.transport._workers import EVENT_WORKER_RUNS
+from tests.conftest import SESSION
+from tests.helpers import TOKENS, describe, run_records, start_streaming
+
+CONTROL = "ai-workers"
+
+
+def _registry(broker: InMemoryBroker, worker_id: str, **options: Any) -> WorkerRegistry:
+    return WorkerRegistry(broker.channel(CONTROL, client_id="agent"),
+                          lambda name: broker.channel(name, client_id="agent"),
+                          worker_id=worker_id, **options)
+
+
+async def _settled(registry: WorkerRegistry) -> None:
+    """Wait until ``registry`` has acted on everything delivered so far."""
+    marker = asyncio.get_running_loop().create_future()
+    probe = registry.control.subscribe(
+        lambda m: m.name == "probe" and not marker.done() and marker.set_result(None))
+    await registry.control.publish([OutboundMessage("probe")])
+    await marker
+    probe()
+    while registry._tasks or (registry._sending and not registry._sending.done()):
+        await asyncio.gather(*registry._tasks, *([registry._sending] if registry._sending
+                                                  else []), return_exceptions=True)
+
+
+@pytest.fixture
+async def worker_b(broker: InMemoryBroker) -> AsyncIterator[WorkerRegistry]:
+    async with _registry(broker, "b", backup_delay=0.0) as registry:
+        yield registry
+
+
+async def _serving_a(broker: InMemoryBroker, client: ClientSession
+                     ) -> tuple[WorkerRegistry, AgentSession, str]:
+    """Worker A with a session serving one run, held mid-stream; returns its run id."""
+    registry_a = _registry(broker, "a")
+    await registry_a.start()
+    agent_a = AgentSession(broker.channel(SESSION, client_id="agent"), workers=registry_a,
+                           trigger_timeout=1.0)
+    await agent_a.connect()
+    run, _, _ = await start_streaming(client, agent_a)
+    await client.wait_for(lambda s: s.run(run.run_id))
+    return registry_a, agent_a, run.run_id
+
+
+def _crash(registry: WorkerRegistry, session: AgentSession) -> None:
+    for channel in (registry.control, session.channel):
+        channel.crash()  # type: ignore[attr-defined]
+
+
+async def test_a_dead_workers_run_ends_error_with_its_stream_closed_first(
+        broker: InMemoryBroker, client: ClientSession, worker_b: WorkerRegistry) -> None:
+    registry_a, agent_a, run_id = await _serving_a(broker, client)
+    await _settled(worker_b)
+    assert worker_b._runs[run_id] == ("a", SESSION)
+
+    _crash(registry_a, agent_a)
+    info = await client.wait_run_ended(run_id, timeout=5)
+
+    assert (info.status, info.error_code) == ("error", 50300)
+    assert "worker a" in (info.error_message or "")
+    assert worker_b.orphans_ended == 1
+    ops = [describe(r) for r in run_records(broker, run_id)]
+    # A streamed three deltas of an open text stream inside a step; B closed them in order.
+    assert ops[-3:] == [("append", "text", "", "cancelled"), ("ai-step-end", "failed"),
+                        ("ai-run-end", "error")]
+    assert run_id not in worker_b._runs
+
+
+async def test_a_worker_that_closes_cleanly_leaves_nothing_to_end(
+        broker: InMemoryBroker, client: ClientSession, worker_b: WorkerRegistry) -> None:
+    registry_a, agent_a, run_id = await _serving_a(broker, client)
+    await agent_a.close()  # its run ends cancelled and it tells the others
+    await registry_a.close()
+    await _settled(worker_b)
+    info = client.run(run_id)
+    assert info is not None and info.status == "cancelled"
+    assert worker_b.orphans_ended == 0 and run_id not in worker_b._runs
+
+
+async def test_a_worker_starting_later_ends_the_runs_of_workers_already_gone(
+        broker: InMemoryBroker, client: ClientSession) -> None:
+    registry_a, agent_a, run_id = await _serving_a(broker, client)
+    _crash(registry_a, agent_a)
+    await asyncio.sleep(0)  # the crash's leave is delivered on the next loop turn
+    async with _registry(broker, "late") as late:  # learns A's run from history
+        info = await client.wait_run_ended(run_id, timeout=5)
+        assert (info.status, info.error_code) == ("error", 50300)
+        assert late.orphans_ended == 1
+
+
+async def test_two_survivors_end_a_run_once(broker: InMemoryBroker,
+                                            client: ClientSession) -> None:
+    async with _registry(broker, "b", backup_delay=0.0) as b, \
+            _registry(broker, "c", backup_delay=0.0) as c:
+        registry_a, agent_a, run_id = await _serving_a(broker, client)
+        await _settled(b)
+        await _settled(c)
+        _crash(registry_a, agent_a)
+        await client.wait_run_ended(run_id, timeout=5)
+        await _settled(b)
+        await _settled(c)
+        ends = [r for r in run_records(broker, run_id) if r.name == "ai-run-end"]
+        assert len(ends) == 1
+
+
+async def test_a_forged_departure_or_claim_from_a_client_ends_nothing(
+        broker: InMemoryBroker, client: ClientSession, worker_b: WorkerRegistry) -> None:
+    registry_a, agent_a, run_id = await _serving_a(broker, client)
+    forger = broker.channel(CONTROL, client_id="user-abc")
+    await forger.enter_presence({"worker": "a"})
+    await forger.leave_presence()  # "a" seems to leave, from a user's connection
+    await forger.publish([OutboundMessage(EVENT_WORKER_RUNS, {
+        "worker": "ghost", "started": [[SESSION, run_id]], "ended": []})])
+    await forger.enter_presence({"worker": "ghost"})
+    await forger.leave_presence()  # a "ghost" worker claiming A's run leaves
+    await forger.publish([OutboundMessage(EVENT_WORKER_RUNS, {"worker": 7, "started": "x"})])
+    await _settled(worker_b)
+    assert worker_b.orphans_ended == 0
+    assert worker_b._runs[run_id] == ("a", SESSION)
+    info = client.run(run_id)
+    assert info is not None and info.status == "active"
+    await agent_a.close()
+    await registry_a.close()
+
+
+async def test_malformed_control_messages_from_an_agent_are_skipped(
+        broker: InMemoryBroker, worker_b: WorkerRegistry) -> None:
+    agent = broker.channel(CONTROL, client_id="agent")
+    for data in ({"worker": "x", "started": [["s", 1]]}, "not json", {"worker": ""},
+                 {"worker": "x", "started": [["s", "r"]] * 1001}, ["list"],
+                 '{"worker": "x", "started": [["s", "r2"]]}'):
+        await agent.publish([OutboundMessage(EVENT_WORKER_RUNS, data)])
+    await _settled(worker_b)
+    assert list(worker_b._runs) == ["r2"]  # only the well-formed one (a JSON string)
+
+
+async def test_ending_a_run_that_already_ended_does_nothing(
+        broker: InMemoryBroker, client: ClientSession, agent: AgentSession) -> None:
+    run, stream, task = await start_streaming(client, agent)
+    stream.release()
+    await task
+    handle = broker.channel(SESSION, client_id="agent")
+    from langgraph_interrupt import WorkerLostError
+    assert not await end_orphaned_run(handle, run.run_id, WorkerLostError("gone"))
+    assert not await end_orphaned_run(handle, "no-such-run", WorkerLostError("gone"))
+    assert [describe(r) for r in run_records(broker, run.run_id)][-1] == \
+        ("ai-run-end", "complete")
+    assert len(TOKENS) > 3
+
+
+def test_the_control_channel_must_support_presence_and_name_a_client() -> None:
+    broker = InMemoryBroker()
+    with pytest.raises(InvalidArgumentError):
+        WorkerRegistry(broker.channel(CONTROL), lambda name: broker.channel(name))
+    with pytest.raises(InvalidArgumentError):
+        WorkerRegistry(object(), lambda name: broker.channel(name))  # type: ignore[arg-type]
