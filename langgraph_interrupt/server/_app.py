@@ -15,6 +15,7 @@ returns without ending it has it ended for it, and nothing an agent does can cra
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -39,7 +40,7 @@ from .._errors import (
     RunRejectedError,
     SessionClosedError,
 )
-from ..transport import OnCancel, Run
+from ..transport import OnCancel, Run, WorkerRegistry
 from ..transport._multitask import MultitaskStrategy, RunGate
 from ._request import AgentRequest, RequestRejected, check_content_type, parse_body, read_body
 from ._sessions import ChannelFactory, SessionPolicy, SessionPool
@@ -123,9 +124,12 @@ class AgentEndpoint:
                  session_options: Mapping[str, Any] | None = None,
                  multitask: MultitaskStrategy = "concurrent", max_active_runs: int | None = None,
                  max_queued_runs: int = 16, multitask_overrides: Collection[str] = (),
-                 run_timeout: float | None = None) -> None:
+                 run_timeout: float | None = None, workers: str | WorkerRegistry | None = None,
+                 drain_timeout: float = 5.0) -> None:
         if max_body_bytes <= 0:
             raise InvalidArgumentError("max_body_bytes must be positive")
+        if drain_timeout < 0:
+            raise InvalidArgumentError("drain_timeout must not be negative")
         RunGate(multitask, max_active=max_active_runs, max_queued=max_queued_runs,
                 overrides=multitask_overrides)  # the arguments fail here, not per session
         self.agent = as_agent(agent, cancel_mode=cancel_mode, graph_config=graph_config)
@@ -138,8 +142,38 @@ class AgentEndpoint:
                                     session_options=options)
         self._max_body = max_body_bytes
         self._shutdown_timeout = shutdown_timeout
+        self._drain_timeout = drain_timeout
+        self._factory = channel_factory
+        self._workers_spec = workers
+        #: This worker's place among the others, once :meth:`start` made it (``workers``).
+        self.workers: WorkerRegistry | None = None
+        self._starting: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+
+    async def start(self) -> None:
+        """Join the other workers (``workers``), if any. :func:`create_agent_app` calls it
+        at startup (after your lifespan entered); the first request otherwise. Idempotent."""
+        if self._workers_spec is None:
+            return
+        if self._starting is None or (self._starting.done() and (
+                self._starting.cancelled() or self._starting.exception() is not None)):
+            self._starting = asyncio.ensure_future(self._join())
+        await asyncio.shield(self._starting)
+
+    async def _join(self) -> None:
+        spec = self._workers_spec
+        if isinstance(spec, str):
+            control = self._factory(spec)
+            if inspect.isawaitable(control):
+                control = await control
+            registry = WorkerRegistry(control, self._factory)
+        else:
+            assert spec is not None
+            registry = spec
+        await registry.start()
+        self.workers = registry
+        self.sessions.configure(workers=registry)  # the sessions opened from now on
 
     @property
     def tasks(self) -> set[asyncio.Task[None]]:
@@ -155,6 +189,8 @@ class AgentEndpoint:
             if self._closing:
                 raise RequestRejected(503, "unable to start run; the agent is shutting down",
                                       code=ErrorCode.SESSION_CLOSED)
+            if self._workers_spec is not None and self.workers is None:
+                await self.start()
             check_content_type(request.headers.get("content-type"))
             raw = await read_body(request.stream(), limit=self._max_body,
                                   content_length=request.headers.get("content-length"))
@@ -230,26 +266,54 @@ class AgentEndpoint:
             logger.error("run %s: could not end it: %r", run.run_id, exc)
 
     async def aclose(self) -> None:
-        """Shut down: refuse new requests, end open runs ``cancelled``, await the agents.
+        """Shut down (SIGTERM under uvicorn): refuse new requests, drain, end, await.
 
-        Closing the sessions cancels every open run and publishes its terminal events
-        (shielded, bounded by the sessions' ``terminal_timeout``; the whole close is bounded
-        by ``shutdown_timeout``); agents then see their run cancelled and return. Agents
-        still running after ``shutdown_timeout`` are cancelled, and waited for once more
-        within the same bound. Idempotent.
+        First every open run is cancelled with reason ``shutdown`` as a *drain*: a graph
+        finishes its current step (its output streamed and checkpointed) and stops there,
+        within ``drain_timeout`` seconds. Then closing the sessions ends what is still
+        open ``cancelled`` (terminal events shielded, bounded by the sessions'
+        ``terminal_timeout``; the close by ``shutdown_timeout``); agents see their run
+        cancelled and return. Agents still running after ``shutdown_timeout`` are
+        cancelled, and waited for once more within the same bound. Last, this worker
+        leaves the others (``workers``), with nothing left for them to end. Idempotent.
         """
-        self._closing = True
-        await self.sessions.close(timeout=self._shutdown_timeout)
-        tasks = set(self._tasks)
-        if not tasks:
+        if self._closing:
             return
-        _, pending = await asyncio.wait(tasks, timeout=self._shutdown_timeout)
+        self._closing = True
+        try:
+            await self._drain()
+            await self.sessions.close(timeout=self._shutdown_timeout)
+            tasks = set(self._tasks)
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=self._shutdown_timeout)
+                if pending:
+                    logger.error("%d agent(s) still running after shutdown; cancelling them",
+                                 len(pending))
+                    for task in pending:
+                        task.cancel()
+                    await asyncio.wait(pending, timeout=self._shutdown_timeout)
+        finally:
+            if self.workers is not None:
+                await self.workers.close()
+            elif self._starting is not None:
+                self._starting.cancel()
+
+    async def _drain(self) -> None:
+        tasks = set(self._tasks)
+        if not tasks or not self._drain_timeout:
+            return
+        reason = CancelReason("shutdown", "the agent is shutting down", drain=True)
+        for session in self.sessions.sessions.values():
+            for run in session.runs:
+                run.cancel(reason)
+        _, pending = await asyncio.wait(tasks, timeout=self._drain_timeout)
         if pending:
-            logger.error("%d agent(s) still running after shutdown; cancelling them",
-                         len(pending))
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending, timeout=self._shutdown_timeout)
+            logger.warning("%d run(s) still running after the %.1f s drain; stopping them",
+                           len(pending), self._drain_timeout)
+            stop = CancelReason("shutdown", "the agent is shutting down")
+            for session in self.sessions.sessions.values():
+                for run in session.runs:
+                    run.cancel(stop)  # a drain escalates to a stop
 
 
 def _locate_failed(exc: AITransportError) -> RequestRejected:
@@ -283,6 +347,7 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
                      max_active_runs: int | None = None, max_queued_runs: int = 16,
                      multitask_overrides: Collection[str] = (),
                      run_timeout: float | None = None,
+                     workers: str | WorkerRegistry | None = None, drain_timeout: float = 5.0,
                      lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]]
                      | None = None) -> Starlette:
     """An ASGI app serving the agent endpoint the JS client (and ``useChat``) POSTs to.
@@ -316,6 +381,13 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
             field (default none: such a POST is answered 400).
         run_timeout: a deadline per run (seconds from its start); past it the run ends
             ``cancelled`` with reason ``timeout``.
+        workers: when several workers serve the deployment, the name of the control
+            channel they share (made with ``channel_factory``; every worker the same name
+            and client id), or your own :class:`~langgraph_interrupt.WorkerRegistry`: the
+            others end this worker's runs ``error`` (50300) if it dies, after Ably's
+            presence timeout (``docs/deployment.md``).
+        drain_timeout: at shutdown (SIGTERM), how long open runs may take to finish their
+            current step before they are ended ``cancelled`` (reason ``shutdown``).
         lifespan: your own lifespan; it is entered first and exited last, after every run
             has ended (close your Ably client there).
 
@@ -334,18 +406,21 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
                              session_idle_timeout=session_idle_timeout,
                              session_options=session_options, multitask=multitask,
                              max_active_runs=max_active_runs, max_queued_runs=max_queued_runs,
-                             multitask_overrides=multitask_overrides, run_timeout=run_timeout)
+                             multitask_overrides=multitask_overrides, run_timeout=run_timeout,
+                             workers=workers, drain_timeout=drain_timeout)
 
     @asynccontextmanager
     async def run_lifespan(app: Starlette) -> AsyncIterator[Any]:
         if lifespan is None:
             try:
+                await endpoint.start()
                 yield None
             finally:
                 await endpoint.aclose()
             return
         async with lifespan(app) as state:
             try:
+                await endpoint.start()
                 yield state
             finally:
                 await endpoint.aclose()

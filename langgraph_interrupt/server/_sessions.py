@@ -75,6 +75,10 @@ class SessionPool:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
 
+    def configure(self, **options: Any) -> None:
+        """More :class:`AgentSession` options, for the sessions opened from now on."""
+        self._options.update(options)
+
     @property
     def sessions(self) -> dict[str, AgentSession]:
         """The open sessions by name (a copy)."""

@@ -17,7 +17,7 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .._abort import AbortSignal, CancelReason
+from .._abort import CancelReason
 from .._errors import AITransportError, StreamError, unable_to
 from .._wire import RunEndReason
 from ..codec import Chunk
@@ -35,10 +35,11 @@ logger = logging.getLogger("langgraph_interrupt.transport")
 _YIELD_EVERY = 64  # chunks between forced loop yields; cheap, keeps cancel live
 
 
-def _stopping(signal: AbortSignal) -> bool:
-    """Cancelled, and not asked to let the current step (the piped source) finish."""
-    reason = signal.reason
-    return reason is not None and not reason.drain
+def _stopping(run: Run) -> bool:
+    """Cancelled, and not asked to let the current step (the piped source) finish, or a
+    drain escalated to a stop (:meth:`Run.cancel` with a reason that does not drain)."""
+    reason = run.signal.reason
+    return reason is not None and (not reason.drain or run._escalated)
 
 
 class Pipe:
@@ -63,7 +64,7 @@ class Pipe:
         # first, and the loop sees the signal right after it.
         task = self.task
         if task is not None and self.pulling and not self.interrupted \
-                and _stopping(self._run.signal):
+                and _stopping(self._run):
             self.interrupted = True
             task.cancel()
             # No chunk is being written (we were pulling), so the terminal sequence can
@@ -84,7 +85,7 @@ class Pipe:
         progress.model_calls += 1  # the source is the model: generating until it ends
         try:
             iterator = chunks_of(source)  # in here: a failing __aiter__ is the source's error
-            while not _stopping(signal):
+            while not _stopping(run):
                 self.pulling = True
                 try:
                     chunk = await anext(iterator)
@@ -97,7 +98,7 @@ class Pipe:
                     # A source that never suspends (a list, a fast local model) would
                     # otherwise starve the loop, and a cancel could not be read.
                     await asyncio.sleep(0)
-                if _stopping(signal):
+                if _stopping(run):
                     break
                 if chunk.get("type") == "finish":
                     reason = chunk.get("finishReason")

@@ -120,6 +120,7 @@ class Run(Steerable):
         self._pipe_error: AITransportError | None = None  # the last pipe()'s, for end()
         self._pipe: Pipe | None = None  # the latest pipe(): end() waits for it
         self._cancelled_end: asyncio.Task[None] | None = None
+        self._escalated = False  # a drain turned into a stop (see cancel)
         self._ending: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()
         self.signal.add_callback(self._on_abort)
@@ -184,8 +185,21 @@ class Run(Steerable):
         return self.trigger.run_client_id if self.trigger else ""
 
     def cancel(self, reason: CancelReason | str | None = None) -> bool:
-        """Cancel the run from your own code. Idempotent, safe before start; first reason wins."""
-        return self._controller.abort(reason)
+        """Cancel the run from your own code. Idempotent, safe before start; first reason wins.
+
+        One exception: a run draining (its first reason said ``drain``) is stopped now by a
+        reason that does not drain (a shutdown whose grace ran out, say); its reason stays
+        the first. Returns True when this call cancelled (or escalated) the run.
+        """
+        if self._controller.abort(reason):
+            return True
+        current = self.signal.reason
+        if current is not None and current.drain and not self._escalated and not (
+                isinstance(reason, CancelReason) and reason.drain):
+            self._escalated = True
+            interrupt_pipe(self)  # if it waits for its source
+            return True
+        return False
 
     # -- publishing -------------------------------------------------------------------------
     def _next_id(self) -> str:

@@ -21,7 +21,7 @@ def ended(broker: InMemoryBroker, run_id: str) -> list[tuple[object, ...]]:
 
 async def test_shutdown_ends_open_runs_cancelled_before_it_returns(serve, client, broker) -> None:
     agent = ScriptedAgent(hold_at=2)
-    served = await serve(agent)
+    served = await serve(agent, drain_timeout=0.05)  # the model holds: the drain runs out
     handle = await client.send("hi")
     run_id = (await served.post(handle.invocation.to_json())).json()["runId"]
     await agent.held()
@@ -36,6 +36,28 @@ async def test_shutdown_ends_open_runs_cancelled_before_it_returns(serve, client
     assert [r.reason for r in agent.results] == ["cancelled"]
     assert served.endpoint.tasks == set()
     assert (await handle.wait_ended(timeout=5)).status == "cancelled"
+
+
+async def test_shutdown_lets_the_current_step_finish_then_ends_the_run_shutdown(
+        serve, client, broker) -> None:
+    agent = ScriptedAgent(tokens=["a", "b", "c", "d"], hold_at=2)
+    served = await serve(agent)
+    handle = await client.send("hi")
+    run_id = (await served.post(handle.invocation.to_json())).json()["runId"]
+    stream = await agent.held()
+
+    shutting = asyncio.create_task(served.shutdown())
+    reason = await agent.runs[0].signal.wait()  # SIGTERM: every run is asked to drain
+    assert (reason.name, reason.drain) == ("shutdown", True)
+    assert not shutting.done()
+    stream.release()  # the step (here the piped source) finishes: nothing is cut
+    await shutting
+
+    assert stream.sent == 4
+    info = await handle.wait_ended(timeout=5)
+    assert (info.status, info.cancel_reason) == ("cancelled", "shutdown")
+    texts = [r.data for r in run_records(broker, run_id) if r.op == "append"]
+    assert "".join(t for t in texts if isinstance(t, str)) == "abcd"  # every token
 
 
 async def test_requests_after_shutdown_get_503(serve, client) -> None:
@@ -65,7 +87,7 @@ async def test_an_agent_ignoring_the_cancel_is_cancelled_after_the_shutdown_time
             interrupted.append(True)
             raise
 
-    served = await serve(deaf, shutdown_timeout=0.05)
+    served = await serve(deaf, shutdown_timeout=0.05, drain_timeout=0.05)
     handle = await client.send("hi")
     run_id = (await served.post(handle.invocation.to_json())).json()["runId"]
     await stuck.wait()
@@ -80,7 +102,8 @@ async def test_an_agent_ignoring_the_cancel_is_cancelled_after_the_shutdown_time
 async def test_a_real_uvicorn_server_ends_open_runs_cancelled_when_it_stops(
         client, broker) -> None:
     agent = ScriptedAgent(hold_at=1)
-    app = create_agent_app(agent, channel_factory=lambda n: broker.channel(n, client_id="agent"))
+    app = create_agent_app(agent, channel_factory=lambda n: broker.channel(n, client_id="agent"),
+                           drain_timeout=0.05)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on",
                                            log_level="warning"))
     listener = socket.create_server(("127.0.0.1", 0))  # listening now: connects queue up
@@ -115,7 +138,8 @@ class HangingDetach:
 
 async def test_shutdown_is_bounded_when_a_channel_never_detaches(serve, client, broker) -> None:
     agent = ScriptedAgent(hold_at=1)
-    served = await serve(agent, shutdown_timeout=0.05, channel_factory=lambda name: (
+    served = await serve(agent, shutdown_timeout=0.05, drain_timeout=0.05,
+                         channel_factory=lambda name: (
         HangingDetach(broker.channel(name, client_id="agent"))))
     handle = await client.send("hi")
     run_id = (await served.post(handle.invocation.to_json())).json()["runId"]
