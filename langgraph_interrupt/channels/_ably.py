@@ -28,6 +28,7 @@ How each protocol promise maps onto the SDK (ably-python 3.1.x):
   last position the SDK has received (``_RealtimeChannel__channel_serial``): everything up to
   there is history, everything after is delivered to it live. The SDK channel is detached
   when its last attached handle detaches.
+* **presence** (enter, leave, members, events) is :mod:`._ably_presence`'s, mixed in.
 * **history** → REST ``GET /channels/<name>/messages`` newest first, paged by the SDK's
   ``Link`` handling.
 
@@ -72,6 +73,7 @@ from .._errors import (
 )
 from .._wire import CHANNEL_AGENT_PARAM, ChannelMessage, OutboundMessage
 from .._wire import MessageAction as WireAction
+from ._ably_presence import AblyPresence
 from ._base import Listener
 
 __all__ = ["AblyChannel"]
@@ -188,7 +190,7 @@ class _Page:
         return _Page(self._channel, result)
 
 
-class AblyChannel:
+class AblyChannel(AblyPresence):
     """One participant's handle on an Ably channel, through a realtime client you made.
 
     Args:
