@@ -5,7 +5,8 @@ TokenRequest MAC both SDKs compute), token lookup and expiry, and resolving who 
 connection or REST request is (basic key auth, or a token; ``clientId`` rules of spec RSA7/RSA12).
 
 Both auth query spellings are accepted: ``accessToken`` (ably-python) and ``access_token``
-(ably-js). Capabilities are not enforced; everything a valid credential asks for is allowed.
+(ably-js). A token's capability is parsed (:func:`capability_allows`) but only the ``presence``
+operation is enforced (by ``_presence``); key auth has every capability.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from typing import Any
 
 from ._protocol import AblyError
 
-__all__ = ["ApiKey", "Authenticator", "ClientIdentity", "IdentityKind", "IssuedToken"]
+__all__ = [
+    "ApiKey",
+    "Authenticator",
+    "ClientIdentity",
+    "IdentityKind",
+    "IssuedToken",
+    "capability_allows",
+]
 
 DEFAULT_TOKEN_TTL_MS = 60 * 60 * 1000
 MAX_TOKEN_TTL_MS = 24 * 60 * 60 * 1000
@@ -95,6 +103,16 @@ class ClientIdentity:
     def expires(self) -> int | None:
         return self.token.expires if self.token is not None else None
 
+    def can(self, channel: str, operation: str) -> bool:
+        """Whether the credentials allow ``operation`` (e.g. ``"presence"``) on ``channel``.
+
+        Key auth can do everything (the broker's keys carry no capability); a token can do what
+        its capability grants.
+        """
+        if self.token is None:
+            return True
+        return capability_allows(self.token.capability, channel, operation)
+
     def check_message_client_id(self, client_id: str | None) -> str | None:
         """The clientId a published message ends up with; raises 40012 if it is not allowed."""
         if client_id is None:
@@ -110,6 +128,29 @@ class ClientIdentity:
         if self.kind is IdentityKind.ANONYMOUS:
             raise AblyError(40012, 400, "an anonymous client cannot publish with a clientId")
         return client_id
+
+
+def capability_allows(capability: str, channel: str, operation: str) -> bool:
+    """Whether a capability JSON string (``{"resource": ["op", ...]}``) grants an operation.
+
+    A resource matches a channel when it is ``"*"``, the exact name, or a prefix ending in
+    ``*`` (``"ai:*"``); an operation matches when listed or when the list holds ``"*"``.
+    """
+    try:
+        parsed = json.loads(capability)
+    except ValueError:
+        return False
+    if not isinstance(parsed, dict):
+        return False
+    for resource, operations in parsed.items():
+        if not isinstance(resource, str) or not isinstance(operations, list):
+            continue
+        matches = resource in ("*", channel) or (
+            resource.endswith("*") and channel.startswith(resource[:-1])
+        )
+        if matches and ("*" in operations or operation in operations):
+            return True
+    return False
 
 
 class Authenticator:
@@ -144,6 +185,11 @@ class Authenticator:
         key_name: str | None = None,
     ) -> IssuedToken:
         """Mint a token directly (what an app server's ``requestToken`` would return)."""
+        try:
+            if not isinstance(json.loads(capability), dict):
+                raise ValueError
+        except ValueError:
+            raise AblyError(40000, 400, "capability must be a JSON object") from None
         key = self._keys[key_name] if key_name is not None else self.default_key
         now = self._now_ms()
         app_id = key.name.split(".", 1)[0]
@@ -199,10 +245,6 @@ class Authenticator:
             raise AblyError(40101, 401, "invalid token request; the mac does not verify")
         ttl = int(fields["ttl"]) if fields["ttl"] else DEFAULT_TOKEN_TTL_MS
         capability = fields["capability"] or DEFAULT_CAPABILITY
-        try:
-            json.loads(capability)
-        except ValueError:
-            raise AblyError(40000, 400, "token request capability is not JSON") from None
         return self.issue(
             client_id=fields["clientId"] or None,
             ttl_ms=ttl,

@@ -1,13 +1,14 @@
 """The public broker object: lifecycle, configuration, client options and inspection.
 
-Owns: wiring the store, hub, realtime and REST front ends onto one aiohttp server bound to a
-loopback address, start/stop, ``reset()`` between tests, and read-only views of broker state.
+Owns: wiring the store, hub, presence, realtime and REST front ends onto one aiohttp server bound
+to a loopback address, start/stop, ``reset()`` between tests, and read-only views of broker state.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import secrets
 import socket
 import time
@@ -22,7 +23,8 @@ from ._auth import Authenticator
 from ._client_options import js_client_options, python_client_options
 from ._faults import Faults
 from ._hub import Hub
-from ._protocol import MAX_FRAME_SIZE, MAX_MESSAGE_SIZE
+from ._presence import Presence
+from ._protocol import MAX_FRAME_SIZE, MAX_MESSAGE_SIZE, PresenceAction
 from ._realtime import RealtimeConfig, RealtimeServer
 from ._rest import RestApi
 from ._store import HistoryQuery, SerialClock, Store
@@ -80,6 +82,8 @@ class AblyBroker:
         max_idle_interval_ms: int = 15_000,
         heartbeat_interval_ms: int = 5_000,
         connection_state_ttl_ms: int = 120_000,
+        presence_leave_timeout_ms: int = 15_000,
+        max_presence_members: int = 200,
         server_id: str | None = None,
         clock: Callable[[], int] | None = None,
     ) -> None:
@@ -91,6 +95,10 @@ class AblyBroker:
         either (identify appends by ``serial``).
         ``accept_any_token``: accept tokens the broker did not issue (e.g. from an app's own
         ``authCallback``), with ``clientId`` from ``token_client_ids``.
+        ``presence_leave_timeout_ms``: how long the presence members of a connection whose
+        transport was lost stay present, waiting for it to resume (Ably: 15 s); a resume in
+        time keeps them, otherwise they leave. ``max_presence_members`` per channel (Ably's
+        default limit is 200; more gets 91003).
         ``clock``: milliseconds since the epoch, injectable for reproducible timestamps.
         """
         if not ipaddress.ip_address(host).is_loopback:
@@ -119,6 +127,15 @@ class AblyBroker:
             max_message_size=max_message_size,
             append_name=append_name == "original",
         )
+        self._presence = Presence(
+            self._hub,
+            self.faults,
+            self._now_ms,
+            server_id=self.server_id,
+            leave_timeout_ms=presence_leave_timeout_ms,
+            max_members=max_presence_members,
+            max_message_size=max_message_size,
+        )
         self._realtime = RealtimeServer(
             self._hub,
             self._auth,
@@ -132,8 +149,9 @@ class AblyBroker:
                 connection_state_ttl_ms=connection_state_ttl_ms,
             ),
             self._now_ms,
+            self._presence,
         )
-        self._rest = RestApi(self._hub, self._auth, self._now_ms, self.server_id)
+        self._rest = RestApi(self._hub, self._auth, self._now_ms, self.server_id, self._presence)
         self._max_frame_size = max_frame_size
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -182,9 +200,10 @@ class AblyBroker:
         await self.stop()
 
     def reset(self) -> None:
-        """Forget all channels, messages and faults, and drop every connection."""
+        """Forget all channels, messages, presence members and faults; drop every connection."""
         self.faults.clear()
         self._realtime.close_all()
+        self._presence.clear()
         self._hub.clear()
         self._store.clear()
 
@@ -268,10 +287,21 @@ class AblyBroker:
         )
 
     def issue_token(
-        self, client_id: str | None = None, *, ttl_ms: int = 3_600_000
+        self,
+        client_id: str | None = None,
+        *,
+        ttl_ms: int = 3_600_000,
+        capability: Mapping[str, list[str]] | str | None = None,
     ) -> dict[str, Any]:
-        """Mint a token (TokenDetails dict) as an app server would, e.g. for ``auth_callback``."""
-        return self._auth.issue(client_id=client_id, ttl_ms=ttl_ms).to_wire()
+        """Mint a token (TokenDetails dict) as an app server would, e.g. for ``auth_callback``.
+
+        ``capability`` (``{"ai:*": ["publish", "subscribe"]}`` or its JSON) defaults to
+        everything; the broker enforces its ``presence`` operation only.
+        """
+        if capability is None:
+            return self._auth.issue(client_id=client_id, ttl_ms=ttl_ms).to_wire()
+        text = capability if isinstance(capability, str) else json.dumps(dict(capability))
+        return self._auth.issue(client_id=client_id, ttl_ms=ttl_ms, capability=text).to_wire()
 
     # ------------------------------------------------------------------ inspection
 
@@ -288,6 +318,10 @@ class AblyBroker:
             )
             for s in self._realtime.sessions()
         ]
+
+    def presence(self, channel: str) -> list[dict[str, Any]]:
+        """The channel's presence members, in entry order, as JSON wire dicts (action present)."""
+        return [m.to_wire("json", PresenceAction.PRESENT) for m in self._presence.members(channel)]
 
     def channels(self) -> list[str]:
         """Names of the channels the broker has seen."""

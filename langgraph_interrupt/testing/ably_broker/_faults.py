@@ -1,10 +1,11 @@
 """Fault injection for tests.
 
 Owns: the rules a test arms to make the broker misbehave on purpose (NACK publishes, reject
-mutations with 93002, delay deliveries, drop connections) and the matching of a rule against a
-channel. Rules are plain objects a test keeps a handle to: it can read how often a rule fired
-and cancel it. ``channel`` is an exact channel name or an ``fnmatch`` pattern (``"ai:*"``);
-``None`` matches every channel.
+mutations with 93002, delay deliveries, drop connections, cut a connection off the network) and
+the matching of a rule against a channel. Rules are plain objects a test keeps a handle to: it
+can read how often a rule fired and cancel it. ``channel`` is an exact channel name or an
+``fnmatch`` pattern (``"ai:*"``); ``None`` matches every channel. Presence messages are not
+publishes: NACK rules leave them alone; delivery delays hold them like any delivery.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fnmatch import fnmatchcase
 
 from ._protocol import AblyError
 
-__all__ = ["DelayRule", "Faults", "NackRule", "RejectMutationsRule"]
+__all__ = ["DelayRule", "Faults", "NackRule", "PartitionRule", "RejectMutationsRule"]
 
 MUTABLE_MESSAGES_DISABLED_MESSAGE = (
     "unable to update, delete or append to a message; the channel namespace has no "
@@ -96,6 +97,22 @@ class DelayRule:
             self._owner._remove(self)
 
 
+@dataclass(eq=False)
+class PartitionRule:
+    """One connection cut off the network: its socket was aborted and its attempts to resume
+    are refused (the socket is aborted again) until :meth:`heal`."""
+
+    connection_id: str
+    _owner: Faults | None = field(default=None, repr=False)
+
+    def heal(self) -> None:
+        """Let the connection come back (resume) on its next retry."""
+        if self._owner is not None:
+            self._owner._remove(self)
+
+    cancel = heal
+
+
 class Faults:
     """The broker's fault-injection controller (``broker.faults``).
 
@@ -108,6 +125,7 @@ class Faults:
         self._nacks: list[NackRule] = []
         self._rejects: list[RejectMutationsRule] = []
         self._delays: list[DelayRule] = []
+        self._partitions: list[PartitionRule] = []
 
     # ------------------------------------------------------------------ arming
 
@@ -156,7 +174,7 @@ class Faults:
     def delay_delivery(
         self, delay_ms: int, *, channel: str | None = None, connection_id: str | None = None
     ) -> DelayRule:
-        """Delay deliveries (MESSAGE frames to subscribers) by ``delay_ms``.
+        """Delay deliveries (MESSAGE and PRESENCE frames to subscribers) by ``delay_ms``.
 
         With ``connection_id`` only that connection's deliveries are delayed, so a test can hold
         back one client's frames (its ACKs queue behind them) while others receive at once.
@@ -176,14 +194,31 @@ class Faults:
         """
         return self._drop(connection_id)
 
+    def partition(self, connection_id: str) -> PartitionRule:
+        """Cut one connection off the network until ``.heal()``.
+
+        Its socket is aborted as with :meth:`drop_connections`, and every reconnect that tries
+        to resume it is aborted too, so the SDK keeps retrying and the connection stays gone:
+        after ``presence_leave_timeout_ms`` its presence members leave. After ``heal()`` the
+        next retry resumes it (within ``connectionStateTtl``), and the SDK re-enters its members.
+        """
+        rule = PartitionRule(connection_id, _owner=self)
+        self._partitions.append(rule)
+        self._drop(connection_id)
+        return rule
+
+    def is_partitioned(self, connection_id: str) -> bool:
+        return any(p.connection_id == connection_id for p in self._partitions)
+
     def clear(self) -> None:
-        """Disarm every rule."""
+        """Disarm every rule (and heal every partition)."""
         self._nacks.clear()
         self._rejects.clear()
         self._delays.clear()
+        self._partitions.clear()
 
-    def _remove(self, rule: NackRule | RejectMutationsRule | DelayRule) -> None:
-        for rules in (self._nacks, self._rejects, self._delays):
+    def _remove(self, rule: NackRule | RejectMutationsRule | DelayRule | PartitionRule) -> None:
+        for rules in (self._nacks, self._rejects, self._delays, self._partitions):
             if rule in rules:
                 rules.remove(rule)  # type: ignore[arg-type]
 

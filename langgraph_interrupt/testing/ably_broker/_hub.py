@@ -219,6 +219,10 @@ class Hub:
             del self._attachments[channel]
         return attachment
 
+    def attachments(self, channel: str) -> list[Attachment]:
+        """The channel's current attachments (a snapshot)."""
+        return list(self._attachments.get(channel, {}).values())
+
     def subscriber_count(self, channel: str) -> int:
         return len(self._attachments.get(channel, {}))
 

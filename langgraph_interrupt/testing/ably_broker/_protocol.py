@@ -1,9 +1,9 @@
 """Ably wire vocabulary and codecs.
 
-Owns: the numeric protocol constants (protocol-message actions, message actions, channel flags),
-the broker's error type with Ably's error codes, and the conversions between bytes on the wire
-(JSON text frames, msgpack binary frames and HTTP bodies) and Python dicts. Nothing here knows about
-connections, channels or storage.
+Owns: the numeric protocol constants (protocol-message, message and presence actions, channel
+flags), the broker's error type with Ably's error codes, and the conversions between bytes on the
+wire (JSON text frames, msgpack binary frames and HTTP bodies) and Python dicts, and parsing the
+``rewind`` channel parameter. Nothing here knows about connections, channels or storage.
 
 Payload rule (both SDKs rely on it): on ingest a trailing ``base64`` encoding layer is stripped and
 the payload stored as ``bytes``; on JSON egress binary payloads are re-encoded as base64 with
@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from enum import IntEnum
 from typing import Any, Final, Literal
 
@@ -30,12 +31,14 @@ __all__ = [
     "Flag",
     "Format",
     "MessageAction",
+    "PresenceAction",
     "decode_body",
     "decode_frame",
     "encode_body",
     "encode_frame",
     "error_body",
     "json_safe",
+    "parse_rewind",
 ]
 
 Format = Literal["json", "msgpack"]
@@ -83,6 +86,16 @@ class MessageAction(IntEnum):
     META = 3
     SUMMARY = 4
     APPEND = 5
+
+
+class PresenceAction(IntEnum):
+    """Presence message actions (spec TP2), as integers on the wire."""
+
+    ABSENT = 0
+    PRESENT = 1
+    ENTER = 2
+    LEAVE = 3
+    UPDATE = 4
 
 
 class Flag(IntEnum):
@@ -338,3 +351,19 @@ def wire_size(value: Any) -> int:
         return len(json.dumps(json_safe(value), separators=(",", ":")).encode())
     except (TypeError, ValueError):
         return 0
+
+
+_REWIND: Final = re.compile(r"^(\d{1,9})(s|m)?$")
+
+
+def parse_rewind(value: Any) -> tuple[int | None, int | None] | None:
+    """``rewind`` channel param: a message count (``"5"``) or a duration (``"10s"``, ``"2m"``)."""
+    if value is None:
+        return None
+    match = _REWIND.match(str(value))
+    if match is None:
+        raise AblyError.bad_request(f"invalid rewind parameter {value!r}")
+    amount, unit = int(match.group(1)), match.group(2)
+    if unit is None:
+        return amount, None
+    return None, amount * (1000 if unit == "s" else 60_000)

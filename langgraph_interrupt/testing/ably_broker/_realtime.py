@@ -3,7 +3,9 @@
 Owns: accepting a websocket, authenticating it from its query string, the logical connection
 (:class:`Session`, which outlives a dropped socket for ``connectionStateTtl`` so the SDKs can
 resume it), heartbeats, token expiry, and the client-to-server protocol messages: HEARTBEAT,
-ATTACH, DETACH, MESSAGE (ACK/NACK with ``res.serials``), AUTH, CLOSE and DISCONNECT.
+ATTACH, DETACH, MESSAGE (ACK/NACK with ``res.serials``), PRESENCE (ACK/NACK; the set itself is
+``_presence``'s), SYNC, AUTH, CLOSE and DISCONNECT. It tells ``_presence`` when a connection
+detaches, closes, loses its transport or resumes.
 
 Resume: a reconnect with ``resume=<connectionKey>`` gets the same ``connectionId`` (no error) and
 re-sent ``msgSerial``s are acknowledged again without republishing; each channel re-attached with
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from aiohttp import WSMsgType, web
 from ._auth import Authenticator, ClientIdentity, IdentityKind
 from ._hub import Attachment, Hub, Publisher
 from ._messages import parse_inbound_list
+from ._presence import Presence
 from ._protocol import (
     DEFAULT_MODE_FLAGS,
     MODE_MASK,
@@ -37,6 +39,7 @@ from ._protocol import (
     Flag,
     Format,
     decode_frame,
+    parse_rewind,
 )
 from ._transport import Transport
 
@@ -46,7 +49,6 @@ log = logging.getLogger(__name__)
 
 _MAX_CHANNEL_NAME = 2048
 _PROCESSED_REPLIES = 1000
-_REWIND = re.compile(r"^(\d{1,9})(s|m)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +118,12 @@ class RealtimeServer:
         auth: Authenticator,
         config: RealtimeConfig,
         now_ms: Callable[[], int],
+        presence: Presence,
     ) -> None:
         self.hub = hub
         self.auth = auth
         self.config = config
+        self.presence = presence
         self._now_ms = now_ms
         self._by_key: dict[str, Session] = {}
         self._by_id: dict[str, Session] = {}
@@ -194,6 +198,9 @@ class RealtimeServer:
         session: Session | None = None
         if resume_key:
             old = self._by_key.get(resume_key)
+            if old is not None and self.hub.faults.is_partitioned(old.id):
+                transport.abort()  # still cut off from the network (faults.partition)
+                return None
             if old is not None and not old.closed and old.identity.client_id == identity.client_id:
                 session = old
                 if old.transport is not None:
@@ -212,6 +219,7 @@ class RealtimeServer:
         if session.expiry is not None:
             session.expiry.cancel()
             session.expiry = None
+        self.presence.connection_back(session.id)
         session.last_format = transport.format
         session.send(self._connected(session, error))
         self._arm_token_timer(session)
@@ -255,9 +263,12 @@ class RealtimeServer:
             session.expiry = loop.call_later(
                 self.config.connection_state_ttl_ms / 1000, self._destroy, session
             )
+        if not session.closed:
+            self.presence.connection_lost(session.id)
 
     def _destroy(self, session: Session) -> None:
         session.closed = True
+        self.presence.leave_connection(session.id)
         for channel in list(session.attachments):
             self.hub.detach(channel, session)
         session.attachments.clear()
@@ -324,8 +335,8 @@ class RealtimeServer:
             if isinstance(pm.get("id"), str):
                 reply["id"] = pm["id"]
             transport.send(reply)
-        elif action == Action.MESSAGE:
-            self._on_message(session, transport, pm)
+        elif action in (Action.MESSAGE, Action.PRESENCE):
+            self._on_publish(session, transport, pm)
         elif action == Action.ATTACH:
             self._on_attach(session, transport, pm)
         elif action == Action.DETACH:
@@ -333,8 +344,17 @@ class RealtimeServer:
             self.hub.detach(channel, session)
             session.attachments.pop(channel, None)
             session.saved.pop(channel, None)
+            self.presence.leave_connection(session.id, channel)
             transport.send({"action": int(Action.DETACHED), "channel": channel})
-        elif action in (Action.PRESENCE, Action.ANNOTATION, Action.OBJECT):
+        elif action == Action.SYNC:  # a client asks for the presence set again (ably-js sync())
+            channel = _channel_name(pm)
+            attachment = session.attachments.get(channel)
+            if attachment is not None:
+                for frame in self.presence.sync_frames(
+                    channel, session.format, modes=attachment.modes, force=True
+                ):
+                    transport.send_frame(frame, bounded=False)
+        elif action in (Action.ANNOTATION, Action.OBJECT):
             msg_serial = _msg_serial(pm)
             error = AblyError.bad_request(
                 f"{Action(action).name.lower()} is not supported by the test broker"
@@ -352,27 +372,32 @@ class RealtimeServer:
         else:
             raise AblyError.bad_request(f"unexpected protocol message action {action}")
 
-    def _on_message(self, session: Session, transport: Transport, pm: dict[str, Any]) -> None:
+    def _on_publish(self, session: Session, transport: Transport, pm: dict[str, Any]) -> None:
+        """MESSAGE or PRESENCE: apply once, then ACK (or NACK); a resend is acknowledged again."""
         msg_serial = _msg_serial(pm)
         previous = session.replies.get(msg_serial)
         if previous is not None:  # a resend after a resume: acknowledge again, publish once
             log.debug("ably broker: %s resent msgSerial %d; acked again", session.id, msg_serial)
             transport.send(previous)
             return
+        reply: dict[str, Any] = {"action": int(Action.ACK), "msgSerial": msg_serial, "count": 1}
         try:
             channel = _channel_name(pm)
-            inbounds = parse_inbound_list(pm.get("messages"))
-            serials = self.hub.publish(
-                channel,
-                inbounds,
-                Publisher(session.identity, session.id, f"{session.id}:{msg_serial}"),
-            )
-            reply: dict[str, Any] = {
-                "action": int(Action.ACK),
-                "msgSerial": msg_serial,
-                "count": 1,
-                "res": [{"serials": serials}],
-            }
+            if pm.get("action") == Action.PRESENCE:
+                if channel not in session.attachments and channel not in session.saved:
+                    raise AblyError(
+                        91001, 400, "unable to enter presence channel (invalid channel state)"
+                    )
+                self.presence.apply(
+                    channel, session.identity, session.id, msg_serial, pm.get("presence")
+                )
+            else:
+                serials = self.hub.publish(
+                    channel,
+                    parse_inbound_list(pm.get("messages")),
+                    Publisher(session.identity, session.id, f"{session.id}:{msg_serial}"),
+                )
+                reply["res"] = [{"serials": serials}]
         except AblyError as exc:
             reply = _nack(msg_serial, exc)
         session.remember_reply(msg_serial, reply)
@@ -388,7 +413,7 @@ class RealtimeServer:
             params = pm.get("params")
             if params is not None and not isinstance(params, dict):
                 raise AblyError.bad_request("ATTACH params must be a map")
-            rewind = _parse_rewind(params.get("rewind") if params else None)
+            rewind = parse_rewind(params.get("rewind") if params else None)
             channel_serial = pm.get("channelSerial")
             if channel_serial is not None and not isinstance(channel_serial, str):
                 raise AblyError.bad_request("ATTACH channelSerial must be a string")
@@ -407,16 +432,20 @@ class RealtimeServer:
             )
             return
         session.attachments[channel] = outcome.attachment
+        # resumed or not: the SDKs rebuild their presence set on every ATTACHED
+        sync = self.presence.sync_frames(channel, session.format, modes=modes, force=False)
         attached: dict[str, Any] = {
             "action": int(Action.ATTACHED),
             "channel": channel,
             "channelSerial": outcome.channel_serial,
-            "flags": modes | (Flag.RESUMED if outcome.resumed else 0),
+            "flags": modes
+            | (Flag.RESUMED if outcome.resumed else 0)
+            | (Flag.HAS_PRESENCE if sync else 0),
         }
         if params and "rewind" in params:
             attached["params"] = {"rewind": params["rewind"]}
         transport.send(attached)
-        for frame in outcome.backlog:
+        for frame in [*outcome.backlog, *sync]:
             transport.send_frame(frame, bounded=False)
 
     def _on_auth(self, session: Session, transport: Transport, pm: dict[str, Any]) -> None:
@@ -455,16 +484,3 @@ def _nack(msg_serial: int, error: AblyError) -> dict[str, Any]:
         "count": 1,
         "error": error.to_dict(),
     }
-
-
-def _parse_rewind(value: Any) -> tuple[int | None, int | None] | None:
-    """``rewind`` channel param: a message count (``"5"``) or a duration (``"10s"``, ``"2m"``)."""
-    if value is None:
-        return None
-    match = _REWIND.match(str(value))
-    if match is None:
-        raise AblyError.bad_request(f"invalid rewind parameter {value!r}")
-    amount, unit = int(match.group(1)), match.group(2)
-    if unit is None:
-        return amount, None
-    return None, amount * (1000 if unit == "s" else 60_000)

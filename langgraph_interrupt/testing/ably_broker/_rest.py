@@ -8,7 +8,8 @@ end served from another origin can call it.
 
 Endpoints: ``GET /time``, ``POST /keys/{keyName}/requestToken``, ``GET /channels/{ch}``,
 ``GET|POST /channels/{ch}/messages``, ``GET|PATCH /channels/{ch}/messages/{serial}``,
-``GET /channels/{ch}/messages/{serial}/versions``, plus the connectivity-check URL.
+``GET /channels/{ch}/messages/{serial}/versions``, ``GET /channels/{ch}/presence`` (the current
+members), plus the connectivity-check URL.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from aiohttp import web
 from ._auth import Authenticator, ClientIdentity
 from ._hub import Hub, Publisher
 from ._messages import parse_inbound, parse_inbound_list
-from ._protocol import AblyError, Format, decode_body, encode_body, error_body
+from ._presence import Presence
+from ._protocol import AblyError, Flag, Format, PresenceAction, decode_body, encode_body, error_body
 from ._store import HistoryQuery
 
 __all__ = ["RestApi"]
@@ -46,9 +48,11 @@ class RestApi:
         auth: Authenticator,
         now_ms: Callable[[], int],
         server_id: str,
+        presence: Presence,
     ) -> None:
         self.hub = hub
         self.auth = auth
+        self.presence = presence
         self._now_ms = now_ms
         self._server_id = server_id
 
@@ -131,6 +135,10 @@ class RestApi:
             if method != "GET":
                 raise _method_not_allowed()
             return 200, self._channel_details(channel), {}
+        if rest == ["presence"]:
+            if method != "GET":
+                raise _method_not_allowed()
+            return self._presence_members(channel, query, fmt)
         if rest[0] != "messages" or len(rest) > 3:
             raise AblyError.not_found(f"no route for {method} {request.raw_path}")
         if len(rest) == 1:
@@ -168,8 +176,34 @@ class RestApi:
             return 200, {"versionSerial": serials[0]}, {}
         raise _method_not_allowed()
 
+    def _presence_members(
+        self, channel: str, query: Any, fmt: Format
+    ) -> tuple[int, Any, dict[str, str]]:
+        """``GET /channels/{ch}/presence``: members as ``present``; ``clientId``,
+        ``connectionId`` and ``limit`` (1-1000, default 100) with ``Link`` paging."""
+        limit = _int_param(query, "limit")
+        limit = 100 if limit is None else limit
+        if not 1 <= limit <= 1000:
+            raise AblyError.bad_request("limit must be between 1 and 1000")
+        offset = _int_param(query, "cursor") or 0
+        members = self.presence.members(
+            channel,
+            client_id=query.get("clientId") or None,
+            connection_id=query.get("connectionId") or None,
+        )
+        page = members[offset : offset + limit]
+        more = str(offset + limit) if offset + limit < len(members) else None
+        items = [m.to_wire(fmt, PresenceAction.PRESENT) for m in page]
+        return 200, items, _links("presence", query, more)
+
     def _channel_details(self, channel: str) -> dict[str, Any]:
         subscribers = self.hub.subscriber_count(channel)
+        members = self.presence.members(channel)
+        presence_subscribers = sum(
+            1
+            for a in self.hub.attachments(channel)
+            if a.modes & Flag.PRESENCE_SUBSCRIBE
+        )
         return {
             "channelId": channel,
             "name": channel,
@@ -180,9 +214,9 @@ class RestApi:
                         "connections": subscribers,
                         "publishers": subscribers,
                         "subscribers": subscribers,
-                        "presenceConnections": 0,
-                        "presenceMembers": 0,
-                        "presenceSubscribers": 0,
+                        "presenceConnections": len({m.connection_id for m in members}),
+                        "presenceMembers": len(members),
+                        "presenceSubscribers": presence_subscribers,
                     }
                 },
             },
