@@ -12,12 +12,13 @@ import json
 import sys
 from typing import Any
 
+from ably import AblyRealtime
 from ably.realtime.connection import ConnectionState
 from ably.types.presence import PresenceAction
 
 from langgraph_interrupt.testing.ably_broker import AblyBroker
 
-from .helpers import Collector, StateWatcher, attached, connection_id
+from .helpers import REPO, Collector, StateWatcher, attached, connection_id
 
 TIMEOUT_MS = 400
 
@@ -127,41 +128,76 @@ asyncio.run(main())
 """
 
 
+async def kill_a_worker_and_wait_for_its_leave(
+    options: dict[str, Any], events: Collector, channel: str
+) -> tuple[str, float]:
+    """Run an ably-python worker process that enters ``channel``, SIGKILL it once its enter
+    arrived, and wait until its leave does. Returns its connection id and the seconds waited."""
+    config = {"options": options, "channel": channel, "data": {"worker": 1}}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD, json.dumps(config), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        worker_id: str = json.loads(line)["connectionId"]
+        await events.wait_until(lambda es: any(e.connection_id == worker_id for e in es))
+        loop = asyncio.get_running_loop()
+        proc.kill()
+        killed_at = loop.time()
+        await proc.wait()
+        await events.wait_until(lambda _: bool(leaves_of(events, worker_id)), timeout=20)
+        return worker_id, loop.time() - killed_at
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 async def test_the_members_of_a_killed_process_leave_after_the_timeout(realtime):
     """The worker-death case: a process with a live connection is killed (SIGKILL), so its
     socket closes without CLOSE and nothing ever resumes it."""
     async with AblyBroker(presence_leave_timeout_ms=TIMEOUT_MS) as broker:
         web = realtime("web", broker=broker)
         events = await subscribed(web, "ai:kill")
-        config = {
-            "options": broker.python_client_options("worker-1"),
-            "channel": "ai:kill",
-            "data": {"worker": 1},
-        }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", CHILD, json.dumps(config), stdout=asyncio.subprocess.PIPE
-        )
-        try:
-            assert proc.stdout is not None
-            line = await asyncio.wait_for(proc.stdout.readline(), 30)
-            worker_id = json.loads(line)["connectionId"]
-            await events.wait_for(1)
-            assert events.messages[0].connection_id == worker_id
-            loop = asyncio.get_running_loop()
-            proc.kill()
-            killed_at = loop.time()
-            await proc.wait()
-            await events.wait_until(lambda _: bool(leaves_of(events, worker_id)))
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        assert loop.time() - killed_at >= TIMEOUT_MS / 1000 * 0.9
+        options = broker.python_client_options("worker-1")
+        worker_id, waited = await kill_a_worker_and_wait_for_its_leave(options, events, "ai:kill")
+        assert waited >= TIMEOUT_MS / 1000 * 0.9
         [leave] = leaves_of(events, worker_id)
         assert (leave.client_id, leave.data) == ("worker-1", {"worker": 1})
         assert [c.connected for c in broker.connections() if c.connection_id == worker_id] == [
             False  # still resumable for connectionStateTtl; only its presence is gone
         ]
+
+
+async def test_the_command_line_broker_takes_the_leave_timeout():
+    command = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "langgraph_interrupt.testing.ably_broker",
+        "--json",
+        "--lifetime",
+        "60",
+        "--presence-leave-timeout",
+        str(TIMEOUT_MS),
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    web = None
+    try:
+        assert command.stdout is not None
+        options = json.loads(await asyncio.wait_for(command.stdout.readline(), 10))["python"]
+        identify = {"client_id": "web", "default_token_params": {"client_id": "web"}}
+        web = AblyRealtime(**{**options, **identify})
+        events = await subscribed(web, "ai:cli-kill")
+        worker = {**options, "client_id": "w", "default_token_params": {"client_id": "w"}}
+        _, waited = await kill_a_worker_and_wait_for_its_leave(worker, events, "ai:cli-kill")
+        assert TIMEOUT_MS / 1000 * 0.9 <= waited < 10  # not the 15 s default
+    finally:
+        if web is not None:
+            await web.close()
+        command.kill()
+        await command.wait()
 
 
 async def test_a_subscriber_that_was_away_catches_up_through_the_sync(realtime):

@@ -41,6 +41,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="accept tokens the broker did not issue (e.g. from your own authCallback)",
     )
+    parser.add_argument(
+        "--presence-leave-timeout",
+        type=int,
+        default=15_000,
+        metavar="MS",
+        help="presence members of a lost, unresumed connection leave after this (default 15000)",
+    )
     return parser.parse_args(argv)
 
 
@@ -93,6 +100,7 @@ async def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         keys=args.key or (DEFAULT_KEY,),
         accept_any_token=args.accept_any_token,
+        presence_leave_timeout_ms=args.presence_leave_timeout,
     )
     await broker.start()
     try:
