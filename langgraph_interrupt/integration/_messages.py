@@ -119,9 +119,10 @@ def _result(part: Mapping[str, Any]) -> ToolMessage:
         return ToolMessage("The user denied this tool call.", tool_call_id=call_id, name=name,
                            status="error")
     # No result ever came (the run was cancelled or failed): answer it so the history stays
-    # valid, and say so.
-    return ToolMessage("Cancelled before it completed.", tool_call_id=call_id, name=name,
-                       status="error", additional_kwargs={CANCELLED_MARK: True})
+    # valid, and say so, without claiming the call ran (the channel does not say).
+    return ToolMessage("Cancelled with no result: it may not have started, or stopped "
+                       "part-way.", tool_call_id=call_id, name=name, status="error",
+                       additional_kwargs={CANCELLED_MARK: True})
 
 
 def _content(output: Any) -> str | list[Any]:

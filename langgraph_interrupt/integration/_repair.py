@@ -13,8 +13,14 @@ user already saw is not in the checkpoint. The repair writes, through ``aupdate_
    cancelled (``response_metadata["finish_reason"] == "cancelled"``), without the tool calls
    it had not finished;
 3. a ``ToolMessage`` for every unanswered tool call: the real result when the tool had
-   completed (recorded by :class:`CancellableToolNode`), else ``status="error"`` saying it
-   was cancelled, marked machine-readably (:data:`CANCELLED_MARK`).
+   completed (recorded by :class:`CancellableToolNode`, or published to the client), else
+   ``status="error"`` saying it was cancelled, marked machine-readably
+   (:data:`CANCELLED_MARK`). What the text says is what is known: "before it started" for a
+   call a :class:`CancellableToolNode` never started, "before it completed" for one it
+   stopped, and "with no result" when nothing recorded whether it started (a plain
+   ``ToolNode``, or a call whose step never began). A sync tool that a hard cancel left
+   running on its thread (:class:`UnfinishedCall`) is waited for, briefly, so its own
+   (cut-short) answer is kept.
 
 It is idempotent and also runs before a new turn, which covers crashes and a new message sent
 while a human-in-the-loop question was pending.
@@ -22,6 +28,7 @@ while a human-in-the-loop question was pending.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -30,7 +37,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from ._translate import CANCELLED_MARK, LLMCall
+from ._toolnode import UnfinishedCall
+from ._translate import CANCELLED_MARK, LLMCall, is_cancelled_tool_message
 
 __all__ = ["RepairReport", "repair_thread", "unanswered_tool_calls"]
 
@@ -90,9 +98,17 @@ def _missing(shown: Sequence[BaseMessage], thread: Sequence[BaseMessage]) -> lis
     return missing
 
 
-def _cancelled_tool_message(call_id: str, name: str, reason: str) -> ToolMessage:
-    return ToolMessage(f"Cancelled before it completed: {reason}.", tool_call_id=call_id,
-                       name=name, status="error", additional_kwargs={CANCELLED_MARK: True},
+def _cancelled_tool_message(call_id: str, name: str, reason: str,
+                            started: bool | None = None) -> ToolMessage:
+    """The answer to a call that has none; ``started``: whether it is known to have started
+    (``None``: not known, so the text claims neither)."""
+    if started is None:
+        text = f"Cancelled with no result: {reason}. It may not have started, or stopped " \
+               "part-way."
+    else:
+        text = f"Cancelled before it {'completed' if started else 'started'}: {reason}."
+    return ToolMessage(text, tool_call_id=call_id, name=name, status="error",
+                       additional_kwargs={CANCELLED_MARK: True},
                        response_metadata={CANCELLED_MARK: True})
 
 
@@ -151,26 +167,45 @@ async def repair_thread(graph: Any, config: Mapping[str, Any], *,
     committed = await _committed_messages(graph, config, messages_key)
     dangling = unanswered_tool_calls(committed if committed is not None else messages)
     if dangling:
-        results = dict(tool_results or {})
-        for message in messages:
-            if isinstance(message, ToolMessage) and message.tool_call_id in dangling:
-                results.setdefault(message.tool_call_id, message)
-        answers: list[BaseMessage] = []
-        for call_id, name in dangling.items():
-            done = results.get(call_id)
-            if isinstance(done, ToolMessage):
-                answers.append(done)
-                report.completed_calls.append(call_id)
-            else:
-                answers.append(_cancelled_tool_message(call_id, name, reason))
-                report.cancelled_calls.append(call_id)
+        answers = await _answers(dangling, tool_results or {}, messages, shown, reason)
+        for call_id, answer in answers.items():
+            (report.cancelled_calls if is_cancelled_tool_message(answer)
+             else report.completed_calls).append(call_id)
         node = tool_node if tool_node in nodes else (
             "tools" if "tools" in nodes else _fallback_node(nodes, None))
-        await graph.aupdate_state(config, {messages_key: answers}, as_node=node)
+        await graph.aupdate_state(config, {messages_key: list(answers.values())}, as_node=node)
     if report.changed:
         logger.info("repaired thread %s: %s", config.get("configurable", {}).get("thread_id"),
                     report)
     return report
+
+
+async def _answers(dangling: Mapping[str, str], tool_results: Mapping[str, Any],
+                   messages: Sequence[BaseMessage], shown: Sequence[BaseMessage],
+                   reason: str) -> dict[str, ToolMessage]:
+    """An answer for every dangling call, in order: its real result (recorded by the tool
+    node, in the interrupted step's pending writes, or published to the client), else what
+    a hard cancel left of it (a sync tool still on its thread is waited for), else a
+    cancelled answer saying what is known."""
+    found: dict[str, ToolMessage] = {}
+    for source in (tool_results.values(), messages, shown):
+        for message in source:
+            if isinstance(message, ToolMessage) and message.tool_call_id in dangling:
+                found.setdefault(message.tool_call_id, message)
+    unfinished = {call_id: value for call_id, value in tool_results.items()
+                  if call_id in dangling and call_id not in found
+                  and isinstance(value, UnfinishedCall)}
+    late = await asyncio.gather(*(value.answer(call_id)
+                                  for call_id, value in unfinished.items()))
+    for call_id, answer in zip(unfinished, late, strict=True):
+        if answer is not None:
+            found[call_id] = answer
+    answers: dict[str, ToolMessage] = {}
+    for call_id, name in dangling.items():
+        marker = unfinished.get(call_id)
+        answers[call_id] = found.get(call_id) or _cancelled_tool_message(
+            call_id, name, reason, None if marker is None else marker.started)
+    return answers
 
 
 async def _committed_messages(graph: Any, config: Mapping[str, Any],

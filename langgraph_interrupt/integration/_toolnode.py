@@ -1,16 +1,20 @@
 """A drop-in for LangGraph's ``ToolNode`` that respects the run's abort signal.
 
-Owns: :class:`CancellableToolNode` and :class:`CompletedCalls` (the per-process record of
-completed tool calls).
+Owns: :class:`CancellableToolNode`, :class:`CompletedCalls` (the per-process record of
+completed tool calls), :class:`UnfinishedCall` (what a hard cancel left of a call, for the
+checkpoint repair) and :data:`CUT_SHORT_MARK`.
 
 Why a subclass and not a ``wrap_tool_call`` wrapper: the wrappers are the app's to use, and
 ``ToolNode`` runs a sync-only wrapper inline on the event loop in the async path; putting ours
 there would change how the app's tools run. Overriding the per-call methods (``_run_one`` and
 ``_arun_one``, unchanged since langgraph-prebuilt 1.0) keeps everything else, including the
-app's wrappers and error handling, exactly as ``ToolNode`` does it.
+app's wrappers and error handling, exactly as ``ToolNode`` does it. ``_func``/``_afunc`` are
+only wrapped (same signature, arguments passed on) to give one step's calls a shared gate.
 
 Per tool call, in this order:
 
+0. **Wait for a slot** (only with ``max_concurrency``): at most that many calls of one step
+   run at once; the others wait here, not started.
 1. **Already answered?** If the state already holds a ``ToolMessage`` for the call (after the
    ``AIMessage`` that made it), or the call completed earlier in this process
    (:class:`CompletedCalls`), that result is returned and the tool is not executed. A resume
@@ -20,41 +24,97 @@ Per tool call, in this order:
    the answer is an error ``ToolMessage`` marked with :data:`CANCELLED_MARK`. With sync tools
    ``ToolNode`` maps calls over a thread pool (``max_concurrency`` workers), so this check runs
    on the worker right before the call, and calls still queued when the signal fires are
-   skipped. (In the async path ``ToolNode`` starts every call of the step at once.)
+   skipped. In the async path ``ToolNode`` starts every call of the step at once, unless
+   ``max_concurrency`` is given here.
 3. **Run it.** The tool sees the signal through :func:`get_abort_signal` (context variables
    reach the worker threads of sync tools) and may return early. If it raises
    :class:`RunCancelled` (``signal.throw_if_aborted()``) the call is answered as cancelled
    instead of failing the whole node, so the other calls' results are kept.
 4. **Record it.** A completed call's ``ToolMessage`` goes into the run's
    :attr:`RunScope.tool_results` (the checkpoint repair after a cancel writes real results for
-   these instead of "cancelled") and into :class:`CompletedCalls`. A sync tool that a hard
-   cancel caught mid-way (under ``ainvoke``) cannot be stopped; it is recorded when its
-   thread finishes, although the node itself stopped at once.
+   these instead of "cancelled") and into :class:`CompletedCalls`. A call that returned after
+   the run was cancelled (it saw the signal and stopped early, or finished regardless) is its
+   own answer, in both cancel modes: it is kept, marked :data:`CUT_SHORT_MARK`.
+
+A hard cancel (``cancel_mode="immediate"``) stops the node at once. What it caught is left in
+:attr:`RunScope.tool_results` as an :class:`UnfinishedCall` until an answer replaces it: a call
+still waiting for its slot (never started), an async tool (stopped mid-way), or a sync tool,
+which cannot be stopped and runs on in its thread: the repair waits for it up to
+``late_result_grace`` seconds, so a tool that polls the signal keeps its cut-short answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Hashable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, AnyMessage, ToolCall, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool, Tool
 from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolRuntime
+from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from .._abort import RunCancelled
 from ._signal import RunScope, current_scope
 from ._translate import CANCELLED_MARK, is_cancelled_tool_message
 
-__all__ = ["CancellableToolNode", "CompletedCalls"]
+__all__ = ["CUT_SHORT_MARK", "CancellableToolNode", "CompletedCalls", "UnfinishedCall"]
 
 InputType = Literal["list", "dict", "tool_calls"]
 #: What ``ToolNode`` returns for one call.
 Output = ToolMessage | Command[Any] | list[Command[Any] | ToolMessage]
+
+#: Set in a tool result's ``response_metadata`` (value: the cancel reason's name, such as
+#: ``"user_clicked_stop"``) when the call returned after its run was cancelled: the tool saw
+#: the signal and stopped early (or finished regardless). The result is kept as the call's
+#: answer, ``status="success"``; the client shows it as the tool's output.
+CUT_SHORT_MARK = "langgraph_interrupt_cut_short"
+
+
+@dataclass(frozen=True, slots=True)
+class UnfinishedCall:
+    """A tool call that a hard cancel caught, as :attr:`RunScope.tool_results` holds it until
+    an answer replaces it; :func:`repair_thread` answers the call from it.
+
+    Attributes:
+        started: whether the tool had started (``False``: it was waiting for a slot).
+        late: a sync tool still running on its worker thread (it cannot be stopped): the
+            node's output for the call once the thread returns.
+        deadline: ``loop.time()`` until which the repair waits for ``late``.
+    """
+
+    started: bool
+    late: asyncio.Future[Any] | None = None
+    deadline: float = 0.0
+
+    async def answer(self, call_id: str) -> ToolMessage | None:
+        """The call's answer from ``late``, if the thread returns before the deadline."""
+        if self.late is None:
+            return None
+        timeout = self.deadline - asyncio.get_running_loop().time()
+        if not self.late.done():
+            if timeout <= 0:
+                return None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.late), timeout)
+        if not self.late.done() or self.late.cancelled() or self.late.exception() is not None:
+            return None
+        return next((m for m in _tool_messages(self.late.result())
+                     if m.tool_call_id == call_id), None)
+
+
+#: One step's concurrency gate (``CancellableToolNode(max_concurrency=...)``), set around
+#: ``ToolNode``'s own per-step function and seen by its per-call tasks and worker threads.
+_GATE: ContextVar[asyncio.Semaphore | threading.Semaphore | None] = ContextVar(
+    "langgraph_interrupt_tool_gate", default=None)
 
 
 class CompletedCalls:
@@ -132,49 +192,91 @@ class CancellableToolNode(ToolNode):
     Args:
         completed_calls: where completed calls are remembered; by default one record shared
             by the whole process. Pass your own :class:`CompletedCalls` to size or isolate it.
+        max_concurrency: run at most this many calls of one step at once (``1``: one after
+            the other), so that the calls still waiting when the run is cancelled never
+            start. Default: ``ToolNode``'s way (every call at once under ``ainvoke``).
+        late_result_grace: seconds the checkpoint repair after an immediate cancel waits for
+            a sync tool still running on its worker thread (it cannot be stopped) to return
+            its answer; ``0`` does not wait. It delays the run's end only while such a tool
+            runs.
         Everything else is ``ToolNode``'s.
     """
 
     def __init__(self, *args: Any, completed_calls: CompletedCalls | None = None,
+                 max_concurrency: int | None = None, late_result_grace: float = 1.0,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        if late_result_grace < 0:
+            raise ValueError("late_result_grace must not be negative")
         self.completed_calls = completed_calls if completed_calls is not None else _COMPLETED
+        self.max_concurrency = max_concurrency
+        self.late_result_grace = late_result_grace
 
+    # -- one step: the gate its calls share. The signatures are ToolNode's: LangGraph reads
+    # them to decide what to inject (config, runtime).
+    def _func(self, input: Any, config: RunnableConfig, runtime: Runtime) -> Any:
+        limit = self.max_concurrency
+        token = _GATE.set(threading.Semaphore(limit) if limit is not None else None)
+        try:
+            return super()._func(input, config, runtime)
+        finally:
+            _GATE.reset(token)
+
+    async def _afunc(self, input: Any, config: RunnableConfig, runtime: Runtime) -> Any:
+        limit = self.max_concurrency
+        token = _GATE.set(asyncio.Semaphore(limit) if limit is not None else None)
+        try:
+            return await super()._afunc(input, config, runtime)
+        finally:
+            _GATE.reset(token)
+
+    # -- one call ----------------------------------------------------------------------------
     def _run_one(self, call: ToolCall, input_type: InputType,
                  tool_runtime: ToolRuntime) -> Output:
-        # Runs on the executor's worker (sync path); the context, scope binding included, was
-        # copied there by LangChain's ContextThreadPoolExecutor.
+        # Runs on the executor's worker (sync path); the context, scope binding and gate
+        # included, was copied there by LangChain's ContextThreadPoolExecutor.
         scope = current_scope()
         key = _call_key(call, tool_runtime, self._messages_key)
-        early = self._answer_without_running(call, tool_runtime, scope, key)
-        if early is not None:
-            return early
-        try:
-            output = super()._run_one(call, input_type, tool_runtime)
-        except RunCancelled as exc:
-            return _cancelled(call, f"Cancelled before it completed: {exc.reason}")
-        self._remember(call, output, scope, key)
-        return output
+        with _sync_slot():
+            early = self._answer_without_running(call, tool_runtime, scope, key)
+            if early is not None:
+                return early
+            try:
+                output = super()._run_one(call, input_type, tool_runtime)
+            except RunCancelled as exc:
+                return _cancelled(call, f"Cancelled before it completed: {exc.reason}")
+            self._remember(call, output, scope, key)
+            return output
 
     async def _arun_one(self, call: ToolCall, input_type: InputType,
                         tool_runtime: ToolRuntime) -> Output:
         scope = current_scope()
         key = _call_key(call, tool_runtime, self._messages_key)
-        early = self._answer_without_running(call, tool_runtime, scope, key)
-        if early is not None:
-            return early
-        run = self._arun_and_remember(call, input_type, tool_runtime, scope, key)
-        if not _runs_on_a_thread(self.tools_by_name.get(call["name"])):
-            return await run  # a hard cancel reaches the tool: it did not complete
-        # A sync tool keeps running on its worker thread after a hard cancel and commits its
-        # side effects anyway (research §2.a A2). Await it through a shield, so the node still
-        # stops at once but the call is recorded when the thread finishes: a resume then
-        # returns that result instead of running the tool a second time.
-        task = asyncio.ensure_future(run)
+        started = False
+        late: asyncio.Future[Output] | None = None
         try:
-            return await asyncio.shield(task)
+            async with _async_slot():
+                early = self._answer_without_running(call, tool_runtime, scope, key)
+                if early is not None:
+                    return early
+                started = True
+                run = self._arun_and_remember(call, input_type, tool_runtime, scope, key)
+                if not _runs_on_a_thread(self.tools_by_name.get(call["name"])):
+                    return await run  # a hard cancel reaches the tool: it did not complete
+                # A sync tool keeps running on its worker thread after a hard cancel and
+                # commits its side effects anyway (research §2.a A2). Await it through a
+                # shield, so the node still stops at once but the call is recorded when the
+                # thread finishes: the repair can keep its answer, and a resume returns that
+                # result instead of running the tool a second time.
+                late = asyncio.ensure_future(run)
+                return await asyncio.shield(late)
         except asyncio.CancelledError:
-            task.add_done_callback(_retrieve)
+            if late is not None:
+                late.add_done_callback(_retrieve)
+            if scope is not None:
+                self._note_unfinished(call, scope, started, late)
             raise
 
     async def _arun_and_remember(self, call: ToolCall, input_type: InputType,
@@ -211,12 +313,48 @@ class CancellableToolNode(ToolNode):
 
     def _remember(self, call: ToolCall, output: Output, scope: RunScope | None,
                   key: tuple[str, str, str] | None) -> None:
-        # A tool that stopped early on the signal and returned normally did complete: its
-        # (partial) result is the answer, and running it again would redo the work.
+        # A tool that returned normally did complete, even if it stopped early on the signal:
+        # its (cut-short) result is the answer, and running it again would redo the work.
         if scope is not None:
+            reason = scope.signal.reason
+            if reason is not None:
+                for message in _tool_messages(output):
+                    if message.tool_call_id == call["id"] \
+                            and not is_cancelled_tool_message(message):
+                        message.response_metadata[CUT_SHORT_MARK] = reason.name
             _collect(output, call, scope.tool_results)
         if key is not None:
             self.completed_calls.put(key, output)
+
+    def _note_unfinished(self, call: ToolCall, scope: RunScope, started: bool,
+                         late: asyncio.Future[Output] | None) -> None:
+        """Leave what a hard cancel caught for the repair (an answer already there wins)."""
+        call_id = call["id"]
+        if not call_id or isinstance(scope.tool_results.get(call_id), ToolMessage):
+            return
+        deadline = 0.0 if late is None else \
+            asyncio.get_running_loop().time() + self.late_result_grace
+        scope.tool_results[call_id] = UnfinishedCall(started, late, deadline)
+
+
+@contextlib.contextmanager
+def _sync_slot() -> Iterator[None]:
+    gate = _GATE.get()
+    if not isinstance(gate, threading.Semaphore):
+        yield
+        return
+    with gate:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _async_slot() -> AsyncIterator[None]:
+    gate = _GATE.get()
+    if not isinstance(gate, asyncio.Semaphore):
+        yield
+        return
+    async with gate:
+        yield
 
 
 # -- helpers -------------------------------------------------------------------------------

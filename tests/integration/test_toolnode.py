@@ -26,7 +26,12 @@ from langgraph_interrupt.integration import (
     get_abort_signal,
     is_cancelled_tool_message,
 )
-from langgraph_interrupt.integration._toolnode import CancellableToolNode, CompletedCalls
+from langgraph_interrupt.integration._toolnode import (
+    CUT_SHORT_MARK,
+    CancellableToolNode,
+    CompletedCalls,
+    UnfinishedCall,
+)
 from langgraph_interrupt.testing import FakeStreamingChatModel, find_history_errors
 
 STOP = CancelReason("client", "stop pressed")
@@ -180,6 +185,7 @@ async def test_a_sync_tool_polling_the_signal_stops_within_50ms_and_pending_call
     answers = tool_messages(result["messages"])
     assert answers["c1"][0].text.startswith("stopped after ")
     assert answers["c1"][0].status == "success"
+    assert answers["c1"][0].response_metadata[CUT_SHORT_MARK] == "client_request"
     for call_id in ("c2", "c3"):
         (skipped,) = answers[call_id]
         assert skipped.status == "error" and skipped.name == "write_file"
@@ -215,6 +221,7 @@ async def test_an_async_tool_stops_on_the_signal_and_later_send_tasks_are_skippe
         result = await task
     answers = tool_messages(result["messages"])
     assert answers["r1"][0].text == "gave up on tides: client"
+    assert answers["r1"][0].response_metadata[CUT_SHORT_MARK] == "client_request"
     assert is_cancelled_tool_message(answers["w1"][0])
     assert written == []
     assert set(scope.tool_results) == {"r1"}
@@ -378,7 +385,9 @@ async def test_resuming_after_a_hard_cancel_does_not_rerun_completed_calls() -> 
         task.cancel()  # what an immediate cancel does to the graph
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert set(scope.tool_results) == {"pay"}
+        assert scope.tool_results["pay"].text == "charged 10"
+        # the search the cancel caught mid-way is left for the repair: started, not finished
+        assert scope.tool_results["find"] == UnfinishedCall(started=True)
     state = await graph.aget_state(config)
     assert state.next == ("tools",), "the tool node's writes were lost with the cancel"
 
