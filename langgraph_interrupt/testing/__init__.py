@@ -6,6 +6,7 @@
   OpenAI-style tool-call chunks) to drive LangGraph agents offline; :class:`StrictFakeChatModel`
   also refuses histories providers reject, and :func:`find_history_errors` is that check as a
   pure function for checkpoint states.
+* :func:`postgres_cluster` starts a throwaway PostgreSQL cluster (and always removes it).
 * ``langgraph_interrupt.testing.conformance.ChannelConformance`` is the suite every
   channel backend must pass (imports pytest, so it is not imported here).
 """
@@ -23,11 +24,19 @@ from ._fake_chat import (
     validate_provider_history,
 )
 from ._inbox import Inbox
+from ._postgres import (
+    PostgresCluster,
+    PostgresUnavailableError,
+    find_postgres_bin,
+    postgres_cluster,
+)
 from ._sources import ScriptedStream, text_chunks
 
 __all__ = [
     "FakeStreamingChatModel",
     "Inbox",
+    "PostgresCluster",
+    "PostgresUnavailableError",
     "ProviderHistoryError",
     "Responder",
     "ScriptExhaustedError",
@@ -36,6 +45,8 @@ __all__ = [
     "StreamOutcome",
     "StrictFakeChatModel",
     "find_history_errors",
+    "find_postgres_bin",
+    "postgres_cluster",
     "split_words",
     "text_chunks",
     "validate_provider_history",
