@@ -26,6 +26,9 @@ class InputIndex:
         self._inputs: OrderedDict[str, Trigger] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[Trigger]]] = {}
 
+    def __len__(self) -> int:
+        return len(self._inputs)
+
     def get(self, event_id: str) -> Trigger | None:
         return self._inputs.get(event_id)
 
