@@ -105,8 +105,10 @@ def _cancelled_tool_message(call_id: str, name: str, reason: str,
     if started is None:
         text = f"Cancelled with no result: {reason}. It may not have started, or stopped " \
                "part-way."
-    else:
-        text = f"Cancelled before it {'completed' if started else 'started'}: {reason}."
+    elif started:
+        text = f"Cancelled before it completed: {reason}."
+    else:  # as CancellableToolNode says it on the wire
+        text = f"Cancelled before it started: {reason}"
     return ToolMessage(text, tool_call_id=call_id, name=name, status="error",
                        additional_kwargs={CANCELLED_MARK: True},
                        response_metadata={CANCELLED_MARK: True})

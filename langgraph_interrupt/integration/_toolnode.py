@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Hashable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -277,6 +278,9 @@ class CancellableToolNode(ToolNode):
                 late.add_done_callback(_retrieve)
             if scope is not None:
                 self._note_unfinished(call, scope, started, late)
+                if not started and scope.signal.aborted:
+                    _show_skipped(tool_runtime, scope, _cancelled(
+                        call, f"Cancelled before it started: {scope.signal.reason}"))
             raise
 
     async def _arun_and_remember(self, call: ToolCall, input_type: InputType,
@@ -335,6 +339,18 @@ class CancellableToolNode(ToolNode):
         deadline = 0.0 if late is None else \
             asyncio.get_running_loop().time() + self.late_result_grace
         scope.tool_results[call_id] = UnfinishedCall(started, late, deadline)
+
+
+def _show_skipped(tool_runtime: ToolRuntime, scope: RunScope, answer: ToolMessage) -> None:
+    """Tell the client about a call a hard cancel caught waiting for its slot, as the node's
+    output would have (the node never returns): through the run's own handler, so the tool
+    part says "before it started", as the repaired thread does, not "before it completed"."""
+    callbacks: Any = tool_runtime.config.get("callbacks")
+    for handler in getattr(callbacks, "handlers", callbacks) or ():
+        if getattr(handler, "run_scope", None) is scope:
+            handler.on_chain_end({"messages": [answer]}, run_id=uuid.uuid4(),
+                                 parent_run_id=uuid.uuid4())
+            return
 
 
 @contextlib.contextmanager

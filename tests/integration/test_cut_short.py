@@ -228,8 +228,8 @@ async def test_with_max_concurrency_a_call_waiting_for_its_slot_never_starts(
     assert is_cancelled_tool_message(thread["c2"])
     parts = tool_parts(client)
     assert parts["c2"]["state"] == "output-error"
+    assert parts["c2"]["errorText"] == thread["c2"].text, "the client is told what the thread says"
     if mode == "drain":  # the step finished: the tool node itself answered both calls
-        assert parts["c2"]["errorText"].startswith(f"Cancelled before it started: {reason}")
         assert thread["c1"].text == "stopped after 1 page"
         assert thread["c1"].response_metadata[CUT_SHORT_MARK] == "client_request"
     else:  # the running call was stopped mid-way
