@@ -64,6 +64,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from .._abort import RunCancelled
+from ._durable_calls import StepCalls
 from ._signal import RunScope, current_scope
 from ._translate import CANCELLED_MARK, is_cancelled_tool_message
 
@@ -111,6 +112,9 @@ class UnfinishedCall:
         return next((m for m in _tool_messages(self.late.result())
                      if m.tool_call_id == call_id), None)
 
+
+#: One step's record of its completed calls in the checkpoint (async path), set like the gate.
+_STEP: ContextVar[StepCalls | None] = ContextVar("langgraph_interrupt_tool_step", default=None)
 
 #: One step's concurrency gate (``CancellableToolNode(max_concurrency=...)``), set around
 #: ``ToolNode``'s own per-step function and seen by its per-call tasks and worker threads.
@@ -228,9 +232,11 @@ class CancellableToolNode(ToolNode):
     async def _afunc(self, input: Any, config: RunnableConfig, runtime: Runtime) -> Any:
         limit = self.max_concurrency
         token = _GATE.set(asyncio.Semaphore(limit) if limit is not None else None)
+        step = _STEP.set(StepCalls.of(config, len(self._parse_input(input)[0])))
         try:
             return await super()._afunc(input, config, runtime)
         finally:
+            _STEP.reset(step)
             _GATE.reset(token)
 
     # -- one call ----------------------------------------------------------------------------
@@ -260,6 +266,10 @@ class CancellableToolNode(ToolNode):
         try:
             async with _async_slot():
                 early = self._answer_without_running(call, tool_runtime, scope, key)
+                if early is None and key is not None and (step := _STEP.get()) is not None:
+                    early = await step.get(key[1], key[2])  # completed before a suspend
+                    if early is not None and scope is not None:
+                        _collect(early, call, scope.tool_results)
                 if early is not None:
                     return early
                 started = True
@@ -291,6 +301,9 @@ class CancellableToolNode(ToolNode):
         except RunCancelled as exc:  # asyncio.CancelledError (a hard cancel) propagates
             return _cancelled(call, f"Cancelled before it completed: {exc.reason}")
         self._remember(call, output, scope, key)
+        step = _STEP.get()
+        if step is not None and key is not None:
+            await step.put(key[1], key[2], output)
         return output
 
     # -- the guards --------------------------------------------------------------------------

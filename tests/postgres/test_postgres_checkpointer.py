@@ -241,14 +241,7 @@ async def test_a_continuation_is_served_from_postgres_by_a_worker_that_never_saw
     assert find_history_errors(messages) == []
 
 
-@pytest.mark.parametrize("record", [
-    "one-process",
-    pytest.param("one-per-worker", marks=pytest.mark.xfail(strict=True, reason=(
-        "a sibling tool call that completed before interrupt() is remembered only in the "
-        "suspending process's CompletedCalls: the interrupted tool node's writes are not "
-        "checkpointed, so a worker resuming from Postgres runs the completed tool again "
-        "(issue 15 item 1 moves this record into the checkpoint)"))),
-])
+@pytest.mark.parametrize("record", ["one-process", "one-per-worker"])
 async def test_a_continuation_on_another_worker_does_not_rerun_completed_sibling_tools(
         broker: InMemoryBroker, client: ClientSession, open_saver: OpenSaver,
         open_pooled_saver: OpenSaver, session_name: str, record: str) -> None:
