@@ -1,4 +1,5 @@
-"""The README's snippets (every one that is a program) and the demo run as documented."""
+"""The README's and the docs' snippets (every one that is a program) and the demo run as
+documented; the links between them lead somewhere."""
 
 from __future__ import annotations
 
@@ -14,8 +15,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "ABLY_API_KEY")
-NOT_RUN = "# not run:"  # the first line of a README snippet that is a fragment, not a program
+NOT_RUN = "# not run:"  # the first line of a snippet that is a fragment, not a program
 CONTINUES = "# continues the quick start"  # a snippet run after the quick start's definitions
+DOCS = ROOT / "docs"
+#: Pages whose snippets are not run here, and why (their owners check them).
+NOT_HERE = {
+    "frontend.md": "its server needs an Ably key and your own graph module",
+    "postgres.md": "it needs a PostgreSQL server (tests/postgres)",
+}
+#: For docs snippets that sign with an Ably key (a token request) without connecting: the
+#: offline broker's key, which no Ably service accepts. A snippet that connects to Ably is
+#: marked ``# not run:``.
+OFFLINE_ABLY_KEY = {"ABLY_API_KEY": "broker.testkey:broker-secret"}
 
 
 def readme_python_blocks() -> list[str]:
@@ -41,7 +52,8 @@ def program_of(block: str) -> str:
     return definitions + "\n" + block
 
 
-def run_offline(code: str, tmp_path: Path, name: str = "snippet.py") -> str:
+def run_offline(code: str, tmp_path: Path, name: str = "snippet.py",
+                extra_env: dict[str, str] | None = None) -> str:
     """Run ``code`` as a script in a fresh interpreter, without provider or Ably keys, checked
     to exit cleanly within the timeout; its stdout."""
     script = tmp_path / name
@@ -49,7 +61,7 @@ def run_offline(code: str, tmp_path: Path, name: str = "snippet.py") -> str:
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_KEYS}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           encoding="utf-8", timeout=60, check=False, cwd=tmp_path,
-                          env=env | {"PYTHONIOENCODING": "utf-8"})
+                          env=env | (extra_env or {}) | {"PYTHONIOENCODING": "utf-8"})
     assert done.returncode == 0, f"{name} failed:\n{code}\n{done.stderr}"
     assert "Traceback" not in done.stderr and "Task exception" not in done.stderr, done.stderr
     return done.stdout
@@ -104,6 +116,104 @@ def test_readme_fragments_are_few() -> None:
     blocks = readme_python_blocks()
     assert len(blocks) >= 3
     assert sum(b.startswith(NOT_RUN) for b in blocks) <= 2
+
+
+# -- the docs ----------------------------------------------------------------------------------
+class Snippet:
+    """One ```python block of a docs page: its code (unindented, for a block in a list) and
+    the output the page shows for it (a ```text block right after "It prints...:"), if any."""
+
+    def __init__(self, page: str, index: int, code: str, prints: str | None) -> None:
+        self.page, self.index, self.code, self.prints = page, index, code, prints
+
+    def __repr__(self) -> str:
+        return f"{self.page}#{self.index}"
+
+
+BLOCK = re.compile(r"^([ \t]*)```python\n(.*?)^\1```\n"
+                   r"(?:\nIt prints[^\n]*:\n\n```text\n(.*?)^```)?", re.S | re.M)
+
+
+def docs_snippets() -> list[Snippet]:
+    """Every ```python block of docs/*.md (but the pages in NOT_HERE), in page order."""
+    found = []
+    for page in sorted(DOCS.glob("*.md")):
+        if page.name in NOT_HERE:
+            continue
+        for index, match in enumerate(BLOCK.finditer(page.read_text(encoding="utf-8"))):
+            indent, body, prints = match.groups()
+            code = "".join(line.removeprefix(indent)
+                           for line in body.splitlines(keepends=True))
+            found.append(Snippet(page.name, index, code, prints))
+    return found
+
+
+def output_pattern(shown: str) -> re.Pattern[str]:
+    """What a page shows a program printing, as a pattern: numbers may differ (timings)."""
+    lines = [re.sub(r"\d+", r"\\d+", re.escape(line)) for line in shown.splitlines()]
+    return re.compile("\n".join(lines) + "\n?")
+
+
+@pytest.mark.parametrize("snippet", docs_snippets(), ids=repr)
+def test_every_docs_python_block_runs_offline(snippet: Snippet, tmp_path: Path) -> None:
+    """Every docs snippet is a program that runs as shown, offline (or says it continues the
+    README's quick start), and prints what the page says it prints; a fragment says
+    ``# not run: <why>`` on its first line."""
+    if snippet.code.startswith(NOT_RUN):
+        pytest.skip(snippet.code.splitlines()[0])
+    out = run_offline(program_of(snippet.code), tmp_path, "doc_snippet.py",
+                      extra_env=OFFLINE_ABLY_KEY)
+    if snippet.prints is not None:
+        assert output_pattern(snippet.prints).fullmatch(out), \
+            f"{snippet!r} printed:\n{out}\nthe page shows:\n{snippet.prints}"
+
+
+def test_docs_fragments_are_few_and_say_why() -> None:
+    snippets = docs_snippets()
+    fragments = [s for s in snippets if s.code.startswith(NOT_RUN)]
+    assert len(snippets) >= 15
+    assert 3 * len(fragments) <= len(snippets), f"too many fragments: {fragments}"
+    for fragment in fragments:
+        why = fragment.code.splitlines()[0].removeprefix(NOT_RUN).strip()
+        assert len(why) >= 15, f"{fragment!r} does not say why it is not run"
+
+
+def test_the_docs_programs_cover_the_cancellation_decisions() -> None:
+    """The cancellation page shows run_graph being called, and the program that presses Stop
+    mid-tool prints a cut-short answer kept and a pending call that never started."""
+    cancellation = [s for s in docs_snippets() if s.page == "cancellation.md"]
+    assert any("run_graph(graph, session.create_run(invocation))" in s.code
+               and "Invocation.from_json(" in s.code for s in cancellation)
+    shown = "\n".join(s.prints or "" for s in cancellation)
+    assert "tool-crawl output-available stopped after" in shown
+    assert "tool-send_report output-error Cancelled before it started" in shown
+
+
+def heading_anchors(text: str) -> set[str]:
+    """The anchors GitHub makes for a page's headings."""
+    anchors = set()
+    for heading in re.findall(r"^#+ (.*)$", text, re.M):
+        anchors.add(re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-"))
+    return anchors
+
+
+@pytest.mark.parametrize("page", ["README.md", *sorted(
+    f"docs/{p.name}" for p in DOCS.glob("*.md") if p.name not in NOT_HERE)])
+def test_links_lead_to_files_and_headings_in_the_repository(page: str) -> None:
+    """A relative link names a file of this repository (not one beside it), and a link to a
+    heading names one that exists."""
+    path = ROOT / page
+    text = re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.S | re.M)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue  # a web address
+        file_part, _, anchor = target.partition("#")
+        linked = (path.parent / file_part).resolve() if file_part else path
+        assert linked.is_relative_to(ROOT), f"{page} links outside the repository: {target}"
+        assert linked.exists(), f"{page} links to a missing file: {target}"
+        if anchor and linked.suffix == ".md":
+            assert anchor in heading_anchors(linked.read_text(encoding="utf-8")), \
+                f"{page} links to a missing heading: {target}"
 
 
 def run_demo(*args: str) -> str:
