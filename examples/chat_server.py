@@ -91,7 +91,7 @@ async def search_web(query: str) -> str:
             await asyncio.wait_for(signal.wait(), Pace.source)  # one source, or Stop
         except TimeoutError:
             continue
-        return f"Stopped after {source - 1} of {SOURCES} sources on {query!r}."
+        return f"Search for {query!r} stopped early (Stop was pressed): partial results only."
     return f"{SOURCES} sources on {query!r}: all agree it depends, and say why."
 
 
