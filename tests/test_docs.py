@@ -3,11 +3,13 @@ documented; the links between them lead somewhere."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -214,6 +216,107 @@ def test_links_lead_to_files_and_headings_in_the_repository(page: str) -> None:
         if anchor and linked.suffix == ".md":
             assert anchor in heading_anchors(linked.read_text(encoding="utf-8")), \
                 f"{page} links to a missing heading: {target}"
+
+
+def diagram_steps() -> list[str]:
+    """What the protocol page's cancel diagram has the agent publish after the client's
+    ``ai-cancel``, in order, as the kinds :func:`wire_steps` names (the flush left out: how
+    much is left to flush depends on timing)."""
+    page = (DOCS / "protocol.md").read_text(encoding="utf-8")
+    diagram = re.search(r"^```mermaid\n(sequenceDiagram\n.*?)^```", page, re.S | re.M)
+    assert diagram is not None, "protocol.md has a Mermaid sequence diagram"
+    labels = re.findall(r"^\s*(\w+)\s*-?->>\s*(\w+)\s*:\s*(.*)$", diagram.group(1), re.M)
+    after = [i for i, (_, _, text) in enumerate(labels) if text.startswith("ai-cancel")]
+    assert after, "the diagram shows the client's ai-cancel"
+    kinds = {"tool-output-error": "tool-output-error", "what it writes": "on_cancelled",
+             "status: cancelled": "status:cancelled", "ai-step-end": "ai-step-end",
+             "ai-run-end": "ai-run-end"}
+    steps = []
+    for source, _, text in labels[after[0] + 1:]:
+        if source == "A":
+            steps += [kind for key, kind in kinds.items() if key in text]
+    return steps
+
+
+def wire_steps(records: list[Any]) -> tuple[list[str], dict[str, str]]:
+    """The agent's publishes after the client's ``ai-cancel`` as kinds (appends of text left
+    out), and the ``ai-run-end``'s transport headers."""
+    steps: list[str] = []
+    end: dict[str, str] = {}
+    cancelled = False
+    for record in records:
+        ai = (record.extras or {}).get("ai", {})
+        transport, codec = ai.get("transport", {}), ai.get("codec", {})
+        if record.name == "ai-cancel":
+            assert transport.get("x-cancel-reason") == "user_clicked_stop"
+            cancelled = True
+        elif not cancelled or record.client_id != "agent":
+            continue
+        elif record.op == "append" and transport.get("status") == "cancelled":
+            steps.append("status:cancelled")
+        elif record.name == "ai-output" and codec.get("kind") == "tool-output-error":
+            steps.append("tool-output-error")
+        elif record.name == "ai-output" and str(codec.get("kind", "")).startswith("data-"):
+            steps.append("on_cancelled")
+        elif record.name in ("ai-step-end", "ai-run-end"):
+            steps.append(record.name)
+            if record.name == "ai-run-end":
+                end = transport
+    return steps, end
+
+
+async def test_the_protocol_pages_cancel_diagram_is_the_order_on_the_wire() -> None:
+    """A recorded Stop with everything open at once: a text stream (a model streaming), a tool
+    call (a tool running) and an ``on_cancelled`` hook that writes."""
+    from langchain_core.tools import tool
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    from langgraph_interrupt import AgentSession, ClientSession, InMemoryBroker
+    from langgraph_interrupt.integration import run_graph
+    from langgraph_interrupt.testing import FakeStreamingChatModel
+
+    working = asyncio.Event()
+
+    @tool
+    async def crawl(url: str) -> str:
+        """Crawl until stopped."""
+        working.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    model = FakeStreamingChatModel([" ".join(f"w{i}" for i in range(500))], token_delay=0.01)
+
+    async def talk(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    async def work(state: MessagesState) -> dict[str, Any]:
+        await crawl.ainvoke({"name": "crawl", "args": {"url": "/"}, "id": "c1",
+                             "type": "tool_call"})
+        return {}
+
+    graph = (StateGraph(MessagesState).add_node(talk).add_node(work)
+             .add_edge(START, "talk").add_edge(START, "work")
+             .compile(checkpointer=InMemorySaver()))
+
+    async def note(run: Any, reason: Any) -> None:
+        await run.write({"type": "data-cancel-note", "data": {"why": reason.name}})
+
+    broker = InMemoryBroker(record=True)
+    async with ClientSession(broker.channel("ai:wire", client_id="user-1")) as client, \
+            AgentSession(broker.channel("ai:wire", client_id="agent")) as session:
+        handle = await client.send("go")
+        serving = asyncio.create_task(run_graph(
+            graph, session.create_run(handle.invocation, on_cancelled=note)))
+        await asyncio.wait_for(working.wait(), 10)
+        await client.wait_for(lambda c: "w3 " in str(c.messages[-1]["parts"]))
+        await handle.cancel(reason="user_clicked_stop")
+        assert (await serving).reason == "cancelled"
+    steps, end = wire_steps(broker.records)
+    assert steps == diagram_steps() == ["tool-output-error", "on_cancelled", "status:cancelled",
+                                        "ai-step-end", "ai-run-end"], steps
+    assert end["run-reason"] == "cancelled"
+    assert (end["x-cancel-reason"], end["x-cancel-by"]) == ("user_clicked_stop", "user-1")
 
 
 def run_demo(*args: str) -> str:
