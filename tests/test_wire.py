@@ -13,7 +13,8 @@ from langgraph_interrupt._wire import MAX_HEADER_VALUE, read_envelope
 def test_error_codes_equal_the_js_sdk_values() -> None:
     # @ably/ai-transport 0.8 src/errors.ts, plus Ably's 93002 for missing mutable messages,
     # plus this package's own for what the JS SDK has no concept of (in Ably's ranges).
-    extensions = {"RUN_REJECTED": 40900}  # the multitask strategy refused an input: HTTP 409
+    extensions = {"RUN_REJECTED": 40900,  # the multitask strategy refused an input: HTTP 409
+                  "WORKER_LOST": 50300}  # the worker serving a run died: HTTP 503
     assert {c.name: int(c) for c in ErrorCode if c.name not in extensions} == {
         "BAD_REQUEST": 40000, "INVALID_ARGUMENT": 40003, "OPERATION_CANCELLED": 40033,
         "INSUFFICIENT_CAPABILITY": 40160, "INTERNAL_ERROR": 50000,
@@ -25,6 +26,7 @@ def test_error_codes_equal_the_js_sdk_values() -> None:
     }
     assert {name: int(ErrorCode[name]) for name in extensions} == extensions
     assert status_for(ErrorCode.RUN_REJECTED) == 409
+    assert status_for(ErrorCode.WORKER_LOST) == 503
 
 
 def test_status_codes_follow_the_js_client_derivation() -> None:

@@ -340,3 +340,25 @@ async def test_random_frames_never_hit_a_broker_bug(ably_broker, realtime, caplo
     channel = await attached(client, "ai:fuzz", inbox)
     await channel.publish("ok", "still serving")
     await inbox.wait_for_name("ok")
+
+
+async def test_rest_cors_lets_a_browser_send_credentials(ably_broker: AblyBroker) -> None:
+    """ably-js sends credentials with authenticated requests (withCredentials): browsers
+    refuse ``Allow-Origin: *`` for those, so the origin is echoed with Allow-Credentials."""
+    token = ably_broker.issue_token("user-1")["token"]
+    url = f"http://127.0.0.1:{ably_broker.port}/channels/ai%3Acors/messages"
+    origin = "http://127.0.0.1:1"
+    async with aiohttp.ClientSession() as session:
+        async with session.options(url, headers={
+                "Origin": origin, "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization"}) as preflight:
+            assert preflight.headers["Access-Control-Allow-Origin"] == origin
+            assert preflight.headers["Access-Control-Allow-Credentials"] == "true"
+        async with session.get(url, headers={"Origin": origin,
+                                             "Authorization": f"Bearer {token}"}) as got:
+            assert got.status == 200
+            assert got.headers["Access-Control-Allow-Origin"] == origin
+            assert got.headers["Access-Control-Allow-Credentials"] == "true"
+            assert "Origin" in got.headers["Vary"]
+        async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as no_origin:
+            assert no_origin.headers["Access-Control-Allow-Origin"] == "*"

@@ -33,10 +33,19 @@ __all__ = ["RestApi"]
 
 log = logging.getLogger(__name__)
 
-_CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "Link, X-Ably-Errorcode, X-Ably-Errormessage, X-Ably-Serverid",
-}
+_EXPOSE = "Link, X-Ably-Errorcode, X-Ably-Errormessage, X-Ably-Serverid"
+
+
+def _cors(request: web.Request) -> dict[str, str]:
+    """CORS headers as the real service sends them: a browser's request names its origin and
+    ably-js sends credentials with every authenticated request (``withCredentials``, fetch
+    ``credentials: "include"``), for which browsers refuse ``Allow-Origin: *``. So the origin
+    is echoed with ``Allow-Credentials``; a request without an origin gets ``*``."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": _EXPOSE}
+    return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
+            "Access-Control-Expose-Headers": _EXPOSE, "Vary": "Origin"}
 
 
 class RestApi:
@@ -63,29 +72,32 @@ class RestApi:
         try:
             status, body, headers = await self._route(request)
         except AblyError as exc:
-            return self._respond(exc.status_code, error_body(exc), fmt, _error_headers(exc))
+            return self._respond(request, exc.status_code, error_body(exc), fmt,
+                                 _error_headers(exc))
         except web.HTTPRequestEntityTooLarge:
             too_large = AblyError(40009, 413, "request body too large")
-            return self._respond(413, error_body(too_large), fmt, _error_headers(too_large))
+            return self._respond(request, 413, error_body(too_large), fmt,
+                                 _error_headers(too_large))
         except Exception:  # a broker bug must not take the server down
             log.exception("ably broker: error handling %s %s", request.method, request.raw_path)
             internal = AblyError.internal()
-            return self._respond(500, error_body(internal), fmt, _error_headers(internal))
+            return self._respond(request, 500, error_body(internal), fmt,
+                                 _error_headers(internal))
         if isinstance(body, str):
-            return web.Response(status=status, text=body, headers={**_CORS, **headers})
-        return self._respond(status, body, fmt, headers)
+            return web.Response(status=status, text=body, headers={**_cors(request), **headers})
+        return self._respond(request, status, body, fmt, headers)
 
     def _respond(
-        self, status: int, body: Any, fmt: Format, headers: dict[str, str]
+        self, request: web.Request, status: int, body: Any, fmt: Format, headers: dict[str, str]
     ) -> web.Response:
         raw, content_type = encode_body(body, fmt)
-        all_headers = {**_CORS, "X-Ably-Serverid": self._server_id, **headers}
+        all_headers = {**_cors(request), "X-Ably-Serverid": self._server_id, **headers}
         return web.Response(status=status, body=raw, content_type=content_type, headers=all_headers)
 
     @staticmethod
     def _preflight(request: web.Request) -> web.Response:
         headers = {
-            **_CORS,
+            **_cors(request),
             "Access-Control-Allow-Methods": "GET, POST, PATCH, PUT, DELETE, OPTIONS",
             "Access-Control-Allow-Headers": request.headers.get(
                 "Access-Control-Request-Headers", "*"
