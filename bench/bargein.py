@@ -62,6 +62,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import plot  # bench/plot.py: --plot
 from ably_local import Broker  # bench/ably_local.py: the broker as a child process
 from network import (  # bench/network.py: the delayed link and its children
     ROOT,
@@ -585,7 +586,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=900.0,
                         help="hard limit for the whole benchmark (default 900)")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument("--plot", metavar="PATH",
+                        help="also write the latency distributions of the three ways, in "
+                        "process and per delay, as a PNG (needs matplotlib: the bench extra)")
     args = parser.parse_args(argv)
+    if args.plot:
+        plot.require()
     if args.samples < 1 or args.in_process_samples < 0 or args.hold_tokens < 2 \
             or args.text_tokens < 1 or args.turns_per_conversation < 1:
         parser.error("--samples, --text-tokens and --turns-per-conversation must be positive "
@@ -655,7 +661,40 @@ def _main(args: argparse.Namespace, source: str) -> int:
             if lines:
                 print(f"{name} wrote {len(lines)} line(s) to stderr; the last: {lines[-1][:300]}")
         print(f"\nbenchmark took {elapsed:.1f} s")
+    if args.plot:
+        write_plot(args.plot, env, out)
+        if not args.json:
+            print(f"plot: {args.plot}")
     return 0
+
+
+PLOTTED = (("cancelledMs", "barge-in → old run's cancelled end seen"),
+           ("firstDeltaMs", "barge-in → new answer's first delta seen"))
+
+
+def write_plot(path: str, env: dict[str, Any], out: dict[str, Any]) -> None:
+    """A row per figure, a column per place (in process, then each delay): the three ways."""
+    places: list[tuple[str, list[dict[str, Any]]]] = []
+    if out.get("in_process"):
+        places.append(("in process", out["in_process"]["samples"]))
+    for delay, samples in sorted(out.get("network_samples", {}).items()):
+        places.append((f"{delay:g} ms one-way", samples))
+    panels = []
+    for key, title in PLOTTED:
+        for place, samples in places:
+            panel = plot.Panel(f"{title}, {place}")
+            for mode in MODES:
+                panel.series[" ".join(LABELS[mode].split())] = [
+                    s[key] for s in samples
+                    if s.get("kind", "sample") == "sample" and s.get("mode") == mode]
+            panels.append(panel)
+    load = plot.load(env.get("load_average_1m"))
+    plot.write_ecdfs(path, "Barge-in: A, the interrupt strategy, against the client's "
+                     "cancel-then-send (bench/bargein.py)", panels, columns=len(places),
+                     note=f"{env['cpu_count']} CPUs, load {load} before the run, "
+                     f"{env['implementation']} {env['python']}, {env.get('git_describe')}; "
+                     f"package from {env.get('package_source')}; "
+                     f"{env['command'].split('python', 1)[-1].strip()}")
 
 
 if __name__ == "__main__":

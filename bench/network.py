@@ -64,6 +64,7 @@ import uuid
 from pathlib import Path
 from typing import IO, Any
 
+import plot  # bench/plot.py: --plot
 from ably_local import Broker  # bench/ably_local.py: the broker as a child process
 from transport import _environment, _percentile  # bench/transport.py: shared helpers
 from wiretap import UP, WireEvent, WireTap  # bench/wiretap.py: decodes what the proxy sees
@@ -704,7 +705,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=900.0,
                         help="hard limit for the driver at one delay (default 900)")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument("--plot", metavar="PATH",
+                        help="also write the latency distributions (cancel, useChat stop, "
+                        "first text delta) per delay and agent as a PNG (needs matplotlib: "
+                        "the bench extra)")
     args = parser.parse_args(argv)
+    if args.plot:
+        plot.require()
     counts = (args.samples, args.turn_samples, args.stop_samples, args.token_samples)
     if min(counts) < 0 or max(counts) == 0 or args.tokens < 1 or args.hold_tokens < 2:
         parser.error("sample counts must not be negative and tokens must be positive")
@@ -745,7 +752,58 @@ def main(argv: list[str] | None = None) -> int:
             if lines:
                 print(f"{name} wrote {len(lines)} line(s) to stderr; the last: {lines[-1][:300]}")
         print(f"\nbenchmark took {elapsed:.1f} s")
+    if args.plot:
+        write_plot(args.plot, env, out["samples"])
+        if not args.json:
+            print(f"plot: {args.plot}")
     return 0
+
+
+PLOTTED = (  # (title, curves: (label, agent, sample group, value of a sample))
+    ("session.cancel → cancelled seen",
+     (("this package", "python", "cancel", lambda s: s["cancelMs"]),
+      ("official JS agent", "js", "cancel", lambda s: s["cancelMs"]))),
+    ("useChat stop() → cancelled seen",
+     (("this package", "python", "stop", lambda s: s["stopMs"]),
+      ("official JS agent", "js", "stop", lambda s: s["stopMs"]))),
+    ("send → first text delta seen",
+     (("this package, first turn", "python", "turns", lambda s: s["first"]["firstDeltaMs"]),
+      ("JS agent, first turn", "js", "turns", lambda s: s["first"]["firstDeltaMs"]),
+      ("this package, next turn", "python", "turns", lambda s: s["next"]["firstDeltaMs"]),
+      ("JS agent, next turn", "js", "turns", lambda s: s["next"]["firstDeltaMs"]))),
+)
+
+
+def write_plot(path: str, env: dict[str, Any], samples: dict[float, list[dict[str, Any]]]
+               ) -> None:
+    """A row per figure measured, a column per delay: each panel both agents' ECDFs."""
+    delays = sorted(samples)
+    panels = []
+    for title, curves in PLOTTED:
+        row = []
+        for delay in delays:
+            panel = plot.Panel(f"{title}, {delay:g} ms one-way")
+            for label, agent, group, value in curves:
+                panel.series[label] = [value(s) for s in samples[delay]
+                                       if s["kind"] == "sample" and s["agent"] == agent
+                                       and s["group"] == group]
+                # the agent is the color, the next turn dashed
+                panel.styles[label] = {"color": plot.COLORS[agent == "js"],
+                                       "linestyle": "--" if "next" in label else "-"}
+            row.append(panel)
+        if any(any(p.series.values()) for p in row):
+            panels.extend(row)
+    plot.write_ecdfs(path, "Over a delayed link, in the official client's view "
+                     "(bench/network.py)", panels, columns=len(delays),
+                     note=_plot_note(env))
+
+
+def _plot_note(env: dict[str, Any]) -> str:
+    load = env.get("load_average_1m")
+    return (f"{env['cpu_count']} CPUs, load {plot.load(load)} before the run, "
+            f"{env['implementation']} {env['python']}, {env.get('git_describe')}; "
+            f"agent from {env.get('agent_source')}; "
+            f"{env['command'].split('python', 1)[-1].strip()}")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import plot  # bench/plot.py: --plot
+
 from langgraph_interrupt import (
     AgentSession,
     ChannelMessage,
@@ -228,6 +230,7 @@ async def bench_cancel(n_runs: int, rounds: int, interval: float, seed: int) -> 
         if subset:
             by_load.append({"streaming": f"{lo}-{hi}", **_summary(subset)})
     return {"runs": n_runs, "rounds": rounds, "token_interval_s": interval,
+            "samples": samples,  # (ms, runs streaming): for --plot, not printed
             "latency_ms": _summary(latencies), "latency_ms_by_load": by_load,
             "loop_iterations": {"median": statistics.median(hops), "max": max(hops)},
             "stream_rate_deltas_per_s": deltas / seconds if seconds else 0.0,
@@ -385,9 +388,16 @@ def main(argv: list[str] | None = None) -> int:
                         "the top entries by own time")
     parser.add_argument("--profile-top", type=int, default=25, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument("--plot", metavar="PATH",
+                        help="also write the cancel latency distributions as a PNG "
+                        "(needs matplotlib: the bench extra)")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.repeat < 1 or args.deltas < 1:
         parser.error("--runs, --repeat and --deltas must be positive")
+    if args.plot:
+        if args.only == "throughput":
+            parser.error("--plot draws the cancel benchmark: not with --only throughput")
+        plot.require()
 
     targets = {"p99_ms": 2.0, "deltas_per_s": 50_000.0}
     env = _environment()
@@ -403,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
                                                            with_client)))
     elapsed = time.perf_counter() - started
     profile = profile_throughput(args.deltas, args.profile_top) if args.profile else None
+    samples = [result.pop("samples") for result in cancel]
+    if args.plot:
+        _plot(args, env, cancel, samples)
 
     if args.json:
         print(json.dumps({"environment": env, "arguments": vars(args), "targets": targets,
@@ -415,7 +428,33 @@ def main(argv: list[str] | None = None) -> int:
         if profile:
             print("\n[profile] one deltas/s repetition with client, by own time:\n")
             print(profile)
+        if args.plot:
+            print(f"plot: {args.plot}")
     return 0
+
+
+def _plot(args: argparse.Namespace, env: dict[str, Any], cancel: list[dict[str, Any]],
+          samples: list[list[tuple[float, int]]]) -> None:
+    """One panel per token interval; a curve per quarter of the runs still streaming."""
+    panels = []
+    for result, pairs in zip(cancel, samples, strict=True):
+        interval = result["token_interval_s"]
+        pace = "as fast as the loop allows" if interval == 0 else \
+            f"a token every {interval * 1000:g} ms"
+        panel = plot.Panel(f"client.cancel → ai-run-end seen; {result['runs']} runs, {pace}")
+        for bucket in result["latency_ms_by_load"]:
+            lo, hi = (int(x) for x in bucket["streaming"].split("-"))
+            panel.series[f"{lo}-{hi} streaming"] = [ms for ms, live in pairs
+                                                    if lo <= live <= hi]
+        panels.append(panel)
+    plot.write_ecdfs(args.plot, "Cancel latency on the embedded broker (bench/transport.py)",
+                     panels, log_x=True, note=_note(env))
+
+
+def _note(env: dict[str, Any]) -> str:
+    return (f"{env['cpu_count']} CPUs, load {plot.load(env['load_average_1m'])} before the "
+            f"run, {env['implementation']} {env['python']}, commit {env['git_commit']}; "
+            f"{env['command'].split('python', 1)[-1].strip()}")
 
 
 if __name__ == "__main__":

@@ -218,6 +218,34 @@ def test_links_lead_to_files_and_headings_in_the_repository(page: str) -> None:
                 f"{page} links to a missing heading: {target}"
 
 
+# -- the pictures --------------------------------------------------------------------------------
+def test_the_benchmarks_import_matplotlib_only_for_a_plot() -> None:
+    code = ("import sys; sys.path.insert(0, 'bench')\n"
+            "import bargein, network, plot, transport\n"
+            "assert 'matplotlib' not in sys.modules, 'imported without --plot'\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def test_a_benchmark_plots_its_latency_distributions(tmp_path: Path) -> None:
+    """``--plot PATH`` writes a PNG of the cancel latencies (a short transport.py run)."""
+    pytest.importorskip("matplotlib", reason="the bench extra (matplotlib) is not installed")
+    png = tmp_path / "cancel.png"
+    done = subprocess.run(
+        [sys.executable, "bench/transport.py", "--only", "cancel", "--runs", "8", "--repeat",
+         "1", "--token-interval", "0.01", "--plot", str(png)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    assert f"plot: {png}" in done.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_the_performance_page_shows_the_benchmarks_pictures() -> None:
+    page = (DOCS / "performance.md").read_text(encoding="utf-8")
+    for name, script in (("transport-cancel", "transport"), ("network-latency", "network"),
+                         ("bargein-latency", "bargein")):
+        assert f"](images/{name}.png)" in page, name
+        assert f"bench/{script}.py" in page and f"--plot docs/images/{name}.png" in page
+
+
 def diagram_steps() -> list[str]:
     """What the protocol page's cancel diagram has the agent publish after the client's
     ``ai-cancel``, in order, as the kinds :func:`wire_steps` names (the flush left out: how
