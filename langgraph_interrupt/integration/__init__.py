@@ -22,13 +22,16 @@ from ._signal import bind_abort_signal as bind_abort_signal
 from ._signal import get_abort_signal as get_abort_signal
 from ._steer_input import steer_messages as steer_messages
 from ._steer_input import take_steers as take_steers
+from ._toolnode import CUT_SHORT_MARK as CUT_SHORT_MARK
 from ._toolnode import CancellableToolNode as CancellableToolNode
 from ._toolnode import CompletedCalls as CompletedCalls
+from ._toolnode import UnfinishedCall as UnfinishedCall
 from ._translate import CANCELLED_MARK as CANCELLED_MARK
 from ._translate import is_cancelled_tool_message as is_cancelled_tool_message
 
 __all__ = [
     "CANCELLED_MARK",
+    "CUT_SHORT_MARK",
     "RESUME_MARK",
     "CancelMode",
     "CancellableToolNode",
@@ -37,6 +40,7 @@ __all__ = [
     "RepairReport",
     "RunCallbackHandler",
     "RunScope",
+    "UnfinishedCall",
     "bind_abort_signal",
     "cancellable",
     "get_abort_signal",

@@ -74,6 +74,7 @@ class _Call:
     name: str
     input: Any = None
     answered: bool = False
+    started: bool = False  # its tool began to run (a tool callback said so)
 
 
 class ChunkTranslator:
@@ -141,9 +142,10 @@ class ChunkTranslator:
             for call in list(self._llms):
                 out += self.llm_end(call, None)
         if reason in ("cancelled", "error"):
-            text = ("Cancelled before it completed." if reason == "cancelled"
-                    else "The run failed before this tool completed.")
             for call_id in self.unanswered_calls():
+                when = "completed" if self._calls[call_id].started else "started"
+                text = (f"Cancelled before it {when}." if reason == "cancelled"
+                        else f"The run failed before this tool {when}.")
                 out += self._answer(call_id, error=text, cancelled=reason == "cancelled")
         if reason == "error":
             out.append({"type": "error", "errorText": error_text or "the run failed"})
@@ -262,10 +264,14 @@ class ChunkTranslator:
         if not tool_call_id:
             return []  # a tool called outside a model's tool call: nothing to attach it to
         self._tool_runs[run_id] = tool_call_id
-        if tool_call_id in self._calls:
+        known = self._calls.get(tool_call_id)
+        if known is not None:
+            known.started = True
             return []
         # Executed without a streamed model call (e.g. a graph that builds calls itself).
-        return [*self.begin(), self._available(tool_call_id, name or "tool", inputs)]
+        out = [*self.begin(), self._available(tool_call_id, name or "tool", inputs)]
+        self._calls[tool_call_id].started = True
+        return out
 
     def tool_end(self, run_id: UUID, output: Any) -> list[Chunk]:
         call_id = self._tool_runs.pop(run_id, None)

@@ -334,3 +334,23 @@ async def test_a_drop_in_handler_on_a_resumed_run_keeps_the_client_result(
     await client.wait_run_ended(run_id, timeout=2)
 
     client_answer_kept(broker, client, run_id, answer)
+
+
+def test_a_cancel_says_which_calls_never_started() -> None:
+    """Closing a cancelled run answers every open call; one whose tool never began is not
+    said to have stopped "before it completed"."""
+    import uuid
+
+    from langgraph_interrupt.integration._translate import ChunkTranslator
+
+    translator = ChunkTranslator()
+    llm, run = uuid.uuid4(), uuid.uuid4()
+    translator.llm_start(llm, None)
+    translator.llm_end(llm, AIMessage("", tool_calls=[
+        {"name": "crawl", "args": {}, "id": "call_run"},
+        {"name": "report", "args": {}, "id": "call_wait"}]))
+    translator.tool_start(run, "crawl", "call_run", {})
+    errors = {c["toolCallId"]: c["errorText"] for c in translator.close("cancelled")
+              if c["type"] == "tool-output-error"}
+    assert errors == {"call_run": "Cancelled before it completed.",
+                      "call_wait": "Cancelled before it started."}

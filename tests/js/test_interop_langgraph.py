@@ -124,7 +124,7 @@ def test_every_kind_of_tool_result_reaches_the_client_as_the_tool_returned_it(gr
 
 # How the pending call's part reads: "immediate" stops the graph at once and the checkpoint
 # repair answers the call; "drain" lets the step finish, and the tool node skips the call.
-SKIPPED = {"immediate": "Cancelled before it completed.",
+SKIPPED = {"immediate": "Cancelled before it started.",
            "drain": "Cancelled before it started: cancelled by client (user-1)"}
 
 
