@@ -199,6 +199,15 @@ class WorkerProcess:
             (await http.post(f"{self.url}/test/release", json={"thread": thread})
              ).raise_for_status()
 
+    async def profile(self, action: str, top: int = 30) -> str:
+        """``POST /test/profile``: ``start`` cProfiling the worker, or ``stop`` and get its
+        top functions by own time."""
+        async with httpx.AsyncClient(timeout=60) as http:
+            response = await http.post(f"{self.url}/test/profile",
+                                       json={"action": action, "top": top})
+        response.raise_for_status()
+        return str(response.json().get("stats", ""))
+
     def kill(self) -> None:
         """``kill -9``: no shutdown, no presence leave; the broker sees the socket close."""
         self.process.send_signal(signal.SIGKILL)

@@ -33,7 +33,8 @@ does is chosen by the last user message:
 ``--agent pipe`` (the benchmark's cheaper agent) pipes text deltas, one every
 ``--token-interval`` seconds, until the run is cancelled.
 
-Test routes: ``POST /test/release``; ``GET /test/state`` (this worker's id, its endpoint's
+Test routes: ``POST /test/release``; ``POST /test/profile`` (cProfile this worker between a
+start and a stop, for benchmarks); ``GET /test/state`` (this worker's id, its endpoint's
 open runs, and what its ``WorkerRegistry`` knows), with ``?seen=<client id>:<action>`` to
 wait until this worker has seen such a presence event on the control channel, and
 ``?gone=<worker id>`` to wait until it has seen that worker leave (and, if it is first in
@@ -44,10 +45,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import gc
+import io
 import json
 import os
+import pstats
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -100,6 +106,7 @@ class Worker:
         self.graph: Any = None
         self.releases: dict[str, asyncio.Event] = {}
         self.seen: list[PresenceEvent] = []  # the control channel's presence, as heard here
+        self.profile: cProfile.Profile | None = None
         self._changed: set[asyncio.Future[None]] = set()
 
     def changed(self) -> None:
@@ -118,6 +125,30 @@ class Worker:
 
 
 WORKER: Worker
+
+
+class GcPauses:
+    """This process's garbage-collector pauses (``gc.callbacks``; CPU time of the thread,
+    not inflated by other processes running meanwhile), for ``/test/state``."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.longest = 0.0
+        self.collections = 0
+        self._began = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._began = time.thread_time()
+            return
+        pause = time.thread_time() - self._began
+        self.seconds += pause
+        self.longest = max(self.longest, pause)
+        self.collections += 1
+
+
+GC_PAUSES = GcPauses()
 
 
 def thread_of(config: RunnableConfig) -> str:
@@ -262,7 +293,9 @@ def _state(request: Request) -> dict[str, Any]:
     return {"name": WORKER.name, "worker_id": registry.worker_id,
             "present": sorted(registry._present), "runs_by_worker": runs_by_worker,
             "orphans_ended": registry.orphans_ended, "tasks": len(registry._tasks),
-            "agents_running": len(endpoint.tasks), "open_runs": open_runs}
+            "agents_running": len(endpoint.tasks), "open_runs": open_runs,
+            "gc": {"seconds": GC_PAUSES.seconds, "longest": GC_PAUSES.longest,
+                   "collections": GC_PAUSES.collections, "frozen": gc.get_freeze_count()}}
 
 
 async def state(request: Request) -> JSONResponse:
@@ -283,6 +316,24 @@ async def state(request: Request) -> JSONResponse:
     return JSONResponse({**_state(request), "first_in_line": first})
 
 
+async def profile(request: Request) -> JSONResponse:
+    """``{"action": "start"}``: cProfile this worker's event loop from now; ``{"action":
+    "stop", "top": N}``: stop, and answer the top N functions by own time (benchmarks)."""
+    body = await request.json()
+    if body["action"] == "start":
+        WORKER.profile = cProfile.Profile()
+        WORKER.profile.enable()
+        return JSONResponse({"profiling": True})
+    if WORKER.profile is None:
+        return JSONResponse({"error": "not profiling"}, status_code=409)
+    WORKER.profile.disable()
+    out = io.StringIO()
+    pstats.Stats(WORKER.profile, stream=out).sort_stats("tottime").print_stats(
+        int(body.get("top", 30)))
+    WORKER.profile = None
+    return JSONResponse({"stats": out.getvalue()})
+
+
 async def release(request: Request) -> JSONResponse:
     thread = (await request.json())["thread"]
     WORKER.releases.setdefault(thread, asyncio.Event()).set()
@@ -293,6 +344,8 @@ async def release(request: Request) -> JSONResponse:
 def make_app(args: argparse.Namespace) -> Starlette:
     host, _, port = args.broker.rpartition(":")
     options = python_client_options(host, int(port), key=args.key, client_id="agent")
+    if args.no_echo:  # Ably's echoMessages=false: a transport parameter for ably-python
+        options["transport_params"] = {"echo": "false"}
     clients: list[AblyRealtime] = []
 
     def channel_factory(name: str) -> AblyChannel:
@@ -321,7 +374,8 @@ def make_app(args: argparse.Namespace) -> Starlette:
                            workers=args.control, drain_timeout=args.drain_timeout,
                            shutdown_timeout=args.shutdown_timeout, lifespan=lifespan)
     app.router.routes.extend([Route("/test/state", state, methods=["GET"]),
-                              Route("/test/release", release, methods=["POST"])])
+                              Route("/test/release", release, methods=["POST"]),
+                              Route("/test/profile", profile, methods=["POST"])])
     return app
 
 
@@ -329,9 +383,10 @@ class ReadyServer(uvicorn.Server):
     """uvicorn, printing the ready line once the app started (the worker joined the others)
     and the socket listens."""
 
-    def __init__(self, config: uvicorn.Config, app: Starlette, port: int) -> None:
+    def __init__(self, config: uvicorn.Config, app: Starlette, port: int,
+                 gc_freeze: bool = False) -> None:
         super().__init__(config)
-        self.app, self.port = app, port
+        self.app, self.port, self.gc_freeze = app, port, gc_freeze
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -345,6 +400,9 @@ class ReadyServer(uvicorn.Server):
             WORKER.changed()
 
         registry.control.subscribe_presence(heard)
+        if self.gc_freeze:  # what was imported and built at startup is never collected
+            gc.collect()
+            gc.freeze()
         print(json.dumps({"ready": True, "name": WORKER.name, "port": self.port,
                           "worker_id": registry.worker_id, "pid": os.getpid()}), flush=True)
 
@@ -365,6 +423,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--drain-timeout", type=float, default=0.5)
     parser.add_argument("--shutdown-timeout", type=float, default=10.0)
     parser.add_argument("--pool-size", type=int, default=10, help="Postgres connections")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="gc.freeze() once started: the garbage collector skips what "
+                        "the imports and the app's startup made")
+    parser.add_argument("--no-echo", action="store_true",
+                        help="connect with echo=false: this worker's own messages are not "
+                        "delivered back to it")
     return parser.parse_args(argv)
 
 
@@ -375,8 +439,11 @@ def main(argv: list[str] | None = None) -> None:
     app = make_app(args)
     listener = socket.create_server(("127.0.0.1", args.port))
     port = listener.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=30)
-    server = ReadyServer(config, app, port)
+    # keep-alive longer than any pause of a client: a connection the server closes while
+    # the client reuses it fails the POST (benchmarks keep 100 connections open)
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=30,
+                            timeout_keep_alive=120)
+    server = ReadyServer(config, app, port, gc_freeze=args.gc_freeze)
     try:
         asyncio.run(server.serve(sockets=[listener]))
     finally:
