@@ -22,7 +22,6 @@ CONTINUES = "# continues the quick start"  # a snippet run after the quick start
 DOCS = ROOT / "docs"
 #: Pages whose snippets are not run here, and why (their owners check them).
 NOT_HERE = {
-    "frontend.md": "its server needs an Ably key and your own graph module",
     "postgres.md": "it needs a PostgreSQL server (tests/postgres)",
 }
 #: For docs snippets that sign with an Ably key (a token request) without connecting: the
