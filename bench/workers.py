@@ -72,7 +72,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The repository root, not bench/, first: bench/langgraph.py would shadow LangGraph.
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 
-import httpx  # noqa: E402
+import aiohttp  # noqa: E402
 from ably import AblyRealtime  # type: ignore[import-untyped]  # noqa: E402
 
 from langgraph_interrupt import ChannelMessage, ClientSession, __version__  # noqa: E402
@@ -271,18 +271,21 @@ async def start_runs(users: Users, workers: list[WorkerProcess], prefix: str, ru
     n_sessions = -(-runs // per_session)
     clients = await asyncio.gather(*(users.session(f"{prefix}-{i}", i, gate)
                                      for i in range(n_sessions)))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+    # aiohttp, not httpx: httpx's pool scans every connection for each queued request,
+    # which made this process, not the workers, the bottleneck of the start.
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=60)) as http:
         async def one(index: int, client: ClientSession, count: int) -> list[str]:
             run_ids: list[str] = []
             for _ in range(count):
                 async with gate:
                     handle = await client.send("slow job please")
                     worker = workers[(index * per_session + len(run_ids)) % len(workers)]
-                    response = await http.post(f"{worker.url}/api/chat",
-                                               json=handle.invocation.to_json())
-                response.raise_for_status()
-                run_ids.append(response.json()["runId"])
+                    async with http.post(f"{worker.url}/api/chat",
+                                         json=handle.invocation.to_json()) as response:
+                        response.raise_for_status()
+                        run_ids.append((await response.json())["runId"])
             for run_id in run_ids:
                 await run_seen(client, run_id)
             return run_ids
@@ -310,6 +313,93 @@ async def streamed(sessions: list[tuple[ClientSession, list[str]]]) -> None:
     await asyncio.gather(*(one(c, len(r)) for c, r in sessions))
 
 
+class Spy:
+    """``py-spy record`` (when installed) sampling processes during the storm
+    (``--spy``): where their CPU went, by the file of the innermost frame, and the hottest
+    innermost frames. Sampling does not slow the processes down the way cProfile does."""
+
+    def __init__(self, args: argparse.Namespace, pids: dict[str, int], logs: Path) -> None:
+        self.seconds = args.spy
+        self.pids = pids
+        self.logs = logs
+        self.running: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+
+    def start(self) -> None:
+        if not self.seconds:
+            return
+        binary = Path(sys.executable).with_name("py-spy")
+        for name, pid in self.pids.items():
+            out = self.logs / f"spy-{name}-{pid}.txt"
+            command = [str(binary), "record", "-p", str(pid), "-d", str(self.seconds),
+                       "-r", "250", "-f", "raw", "-o", str(out), "--nonblocking"]
+            with out.with_suffix(".log").open("w") as log:
+                self.running[name] = (subprocess.Popen(command, stdout=log, stderr=log), out)
+
+    def stop(self, result: dict[str, Any]) -> None:
+        spied: dict[str, Any] = {}
+        for name, (process, out) in self.running.items():
+            process.wait()
+            if out.exists():
+                spied[name] = self.summarise(out)
+            else:
+                spied[name] = {"samples": 0, "by_area": {}, "top": [],
+                               "error": out.with_suffix(".log").read_text().strip()[-300:]}
+        if spied:
+            result["spy"] = spied
+
+    @staticmethod
+    def summarise(path: Path) -> dict[str, Any]:
+        by_area: dict[str, int] = {}
+        by_frame: dict[str, int] = {}
+        total = 0
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not stack:
+                continue
+            samples = int(count)
+            leaf = stack.rsplit(";", 1)[-1]
+            total += samples
+            by_frame[leaf] = by_frame.get(leaf, 0) + samples
+            area = "other"
+            for key in ("langgraph_interrupt", "ably", "websockets", "asyncio", "msgpack",
+                        "aiohttp", "pyee", "uvicorn", "starlette", "psycopg", "json"):
+                if f"/{key}/" in leaf or f"{key}/" in leaf.split("(", 1)[-1]:
+                    area = key
+                    break
+            by_area[area] = by_area.get(area, 0) + samples
+        top = sorted(by_frame.items(), key=lambda item: -item[1])[:12]
+        return {"samples": total,
+                "by_area": {k: round(v / total, 3) for k, v in
+                            sorted(by_area.items(), key=lambda item: -item[1])} if total else {},
+                "top": [(frame, round(n / total, 3)) for frame, n in top] if total else []}
+
+
+class Profiler:
+    """cProfile of this process (the clients) and of every worker during one phase
+    (``--profile N --profile-phase``): the top N functions by own time of the clients and
+    of the last worker go into the result."""
+
+    def __init__(self, args: argparse.Namespace, workers: list[WorkerProcess],
+                 phase: str) -> None:
+        self.top = args.profile if args.profile_phase == phase else 0
+        self.workers = workers
+        self.profile = cProfile.Profile(time.thread_time)  # CPU time, not wall time
+
+    async def start(self) -> None:
+        if self.top:
+            await asyncio.gather(*(w.profile("start") for w in self.workers))
+            self.profile.enable()
+
+    async def stop(self, result: dict[str, Any]) -> None:
+        if not self.top:
+            return
+        self.profile.disable()
+        stats = [await w.profile("stop", self.top) for w in self.workers]
+        out = io.StringIO()
+        pstats.Stats(self.profile, stream=out).sort_stats("tottime").print_stats(self.top)
+        result["profile"] = {"clients": out.getvalue(), "last_worker": stats[-1]}
+
+
 # -- one worker count ------------------------------------------------------------------------
 async def bench_deployment(args: argparse.Namespace, n_workers: int, pg: PostgresCluster,
                            logs: Path) -> dict[str, Any]:
@@ -328,8 +418,11 @@ async def bench_deployment(args: argparse.Namespace, n_workers: int, pg: Postgre
         prefix = f"ai:bench-{n_workers}-{os.getpid()}"
 
         # 1. start
+        profiler = Profiler(args, workers, "start")
+        await profiler.start()
         sessions, took = await start_runs(users, workers, prefix, args.runs,
                                           args.runs_per_session, args.concurrency)
+        await profiler.stop(result)
         result["start_seconds"] = took
         result["runs_per_s_started"] = args.runs / took
         await streamed(sessions)
@@ -345,11 +438,11 @@ async def bench_deployment(args: argparse.Namespace, n_workers: int, pg: Postgre
         result["memory_kib_per_run"] = delta / args.runs
 
         # 3. cancel-all storm
-        profile = cProfile.Profile() if args.profile else None
-        if profile is not None:
-            profile.enable()
-        if args.profile:
-            await asyncio.gather(*(w.profile("start") for w in workers))
+        profiler = Profiler(args, workers, "storm")
+        await profiler.start()
+        spy = Spy(args, {"clients": os.getpid(), "broker": broker.process.pid,  # type: ignore[union-attr]
+                         f"worker {n_workers - 1}": workers[-1].pid}, logs)
+        spy.start()
         if args.gc_freeze:  # the clients' heap: the benchmark's, not the workers'
             gc.collect()
             gc.freeze()
@@ -371,14 +464,8 @@ async def bench_deployment(args: argparse.Namespace, n_workers: int, pg: Postgre
             "collections": sum(a["collections"] - b["collections"]
                                for a, b in zip(gc_after, gc_before, strict=True)),
             "longest_ever": max(a["longest"] for a in gc_after)}
-        if args.profile:
-            stats = [await w.profile("stop", args.profile) for w in workers]
-            result["worker_profile"] = stats[-1]
-        if profile is not None:
-            profile.disable()
-            out = io.StringIO()
-            pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(args.profile)
-            result["client_profile"] = out.getvalue()
+        await profiler.stop(result)
+        spy.stop(result)
         infos = [c.run(r) for c, run_ids in sessions for r in run_ids]
         statuses = sorted({i.status if i else "missing" for i in infos})
         latencies = [i.cancel_latency * 1000 for i in infos
@@ -415,6 +502,11 @@ async def bench_deployment(args: argparse.Namespace, n_workers: int, pg: Postgre
         result["presence_leave_timeout_ms"] = args.presence_leave_timeout
         result["orphans_ended_by"] = {w.name: (await w.state())["orphans_ended"]
                                       for w in survivors}
+    except BaseException:
+        for worker in deployment.workers.values():
+            print(f"--- worker {worker.name} (exit {worker.process.poll()}), last lines of its "
+                  f"log:\n{worker.log_tail()}", file=sys.stderr)
+        raise
     finally:
         await users.close()
         deployment.stop()
@@ -514,8 +606,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="Postgres connections per worker (default 10)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="cProfile this process (the clients) and every worker during "
-                        "the storm; print the top N functions by own time of the clients "
+                        "one phase; print the top N functions by own time of the clients "
                         "and of the last worker")
+    parser.add_argument("--spy", type=int, default=0, metavar="SECONDS",
+                        help="sample this process, the broker and the last worker with "
+                        "py-spy (pip install py-spy) for SECONDS from the storm's start")
+    parser.add_argument("--profile-phase", choices=("start", "storm"), default="storm",
+                        help="the phase --profile covers (default storm)")
     parser.add_argument("--gc-freeze", action="store_true",
                         help="gc.freeze() in this process before the storm (its 1,000 "
                         "sessions are the harness, not the system measured)")
@@ -535,11 +632,18 @@ def main(argv: list[str] | None = None) -> int:
             results.append(asyncio.run(bench_deployment(args, n, pg, Path(tmp))))
     print_table(env, args, results)
     for r in results:
-        if "client_profile" in r:
-            print(f"\n[profile] the clients during the storm, {r['workers']} workers:")
-            print(r.pop("client_profile"))
-            print(f"\n[profile] worker {r['workers'] - 1} during the storm:")
-            print(r.pop("worker_profile"))
+        for name, spied in r.pop("spy", {}).items():
+            print(f"\n[py-spy] {name} during the storm, {spied['samples']} samples; by the "
+                  f"innermost frame's package: {spied['by_area']} {spied.get('error', '')}")
+            for frame, share in spied["top"]:
+                print(f"  {share:6.1%}  {frame}")
+        if "profile" in r:
+            profile = r.pop("profile")
+            print(f"\n[profile] the clients during the {args.profile_phase}, {r['workers']} "
+                  "workers:")
+            print(profile["clients"])
+            print(f"\n[profile] worker {r['workers'] - 1} during the {args.profile_phase}:")
+            print(profile["last_worker"])
     print(json.dumps({"environment": env, "arguments": vars(args), "results": results}))
     problems = [f"{r['workers']} workers: {p}" for r in results for p in check(r)]
     for problem in problems:
