@@ -5,12 +5,16 @@ current attempt (from its newest ``ai-run-start``/``ai-run-resume``), and publis
 its dead worker never did: a closing append (``status:"cancelled"``) for each stream still
 ``streaming``, ``ai-step-end{failed}`` for a step still open, and ``ai-run-end{error}`` with
 the error's code and message, in that order (streams before the run ends, as every run of
-this package ends). The step and run ends carry ids derived from the run id, so two workers
-ending the same run publish each once. Who decides a worker died is :mod:`._workers`'.
+this package ends). The step and run ends carry ids derived from the run id and the dead
+worker's id, so two workers ending the same run publish each once; the worker id is known
+only on the workers' control channel, so a client cannot take those ids first (the service
+would drop the real end as a duplicate of its message). Who decides a worker died is
+:mod:`._workers`'.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 
@@ -51,7 +55,7 @@ _LIFECYCLE = frozenset({EVENT_RUN_START, EVENT_RUN_RESUME, EVENT_RUN_SUSPEND, EV
 
 
 async def end_orphaned_run(channel: Channel, run_id: str, error: AITransportError, *,
-                           agent_client_ids: frozenset[str] | None = None,
+                           worker: str, agent_client_ids: frozenset[str] | None = None,
                            max_pages: int = 10, page_size: int = 100) -> bool:
     """End run ``run_id`` on ``channel`` with ``error`` if its history shows it still active.
 
@@ -98,10 +102,11 @@ async def end_orphaned_run(channel: Channel, run_id: str, error: AITransportErro
     for stream in reversed(streams):  # oldest first, as they were opened
         await channel.append(stream.serial, "", _closed(stream.extras))
     ends: list[OutboundMessage] = []
+    salt = hashlib.sha256(f"{worker}\x00{run_id}".encode()).hexdigest()[:32]
     for step in reversed(step_starts):
         if step.serial not in ended_steps:
-            ends.append(_step_end(step, run_id))
-    ends.append(_run_end(start, run_id, error))
+            ends.append(_step_end(step, salt))
+    ends.append(_run_end(start, run_id, error, salt))
     await channel.publish(ends)
     logger.warning("ended run %s on %s: %s", run_id, channel.name, error.message)
     return True
@@ -121,16 +126,17 @@ def _closed(extras: object) -> dict[str, object]:
     return make_extras(transport, envelope.codec)
 
 
-def _step_end(step: ChannelMessage, run_id: str) -> OutboundMessage:
+def _step_end(step: ChannelMessage, salt: str) -> OutboundMessage:
     transport = dict(_transport(step))
     transport[H_STEP_START_SERIAL] = step.serial
     transport[H_STEP_REASON] = "failed"
-    step_id = transport.get(H_STEP_ID, step.serial)
+    step_id = hashlib.sha256(transport.get(H_STEP_ID, step.serial).encode()).hexdigest()[:16]
     return OutboundMessage(EVENT_STEP_END, None, make_extras(transport),
-                           f"orphan:{run_id}:{step_id}"[:256])
+                           f"orphan:{salt}:{step_id}")
 
 
-def _run_end(start: ChannelMessage, run_id: str, error: AITransportError) -> OutboundMessage:
+def _run_end(start: ChannelMessage, run_id: str, error: AITransportError,
+             salt: str) -> OutboundMessage:
     started = _transport(start)
     headers = {H_RUN_ID: run_id, H_RUN_CLIENT_ID: started.get(H_RUN_CLIENT_ID, ""),
                H_RUN_REASON: "error"}
@@ -139,4 +145,4 @@ def _run_end(start: ChannelMessage, run_id: str, error: AITransportError) -> Out
             headers[key] = started[key]
     headers[H_ERROR_CODE] = str(error.code)
     headers[H_ERROR_MESSAGE] = error.message
-    return OutboundMessage(EVENT_RUN_END, None, make_extras(headers), f"orphan:{run_id}:end"[:256])
+    return OutboundMessage(EVENT_RUN_END, None, make_extras(headers), f"orphan:{salt}:end")

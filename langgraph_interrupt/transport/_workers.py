@@ -245,14 +245,14 @@ class WorkerRegistry:
                    if owner == worker]
         if not orphans:
             return
-        error = WorkerLostError(f"the agent worker serving this run stopped (worker {worker})")
+        error = WorkerLostError("the agent worker serving this run stopped")
         for run_id, session in orphans:
             try:
                 channel = self._channel_for(session)
                 if inspect.isawaitable(channel):
                     channel = await channel
                 assert isinstance(channel, Channel)
-                if await end_orphaned_run(channel, run_id, error,
+                if await end_orphaned_run(channel, run_id, error, worker=worker,
                                           agent_client_ids=self._agents):
                     self.orphans_ended += 1
             except Exception as exc:
