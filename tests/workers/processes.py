@@ -212,6 +212,8 @@ class WorkerProcess:
         """``kill -9``: no shutdown, no presence leave; the broker sees the socket close."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
     def terminate(self) -> None:
         """SIGTERM: uvicorn shuts the app down (drain, end runs, leave the others)."""

@@ -1,6 +1,7 @@
 """Three agent worker processes (A, B, C) on the offline broker and Postgres, one control
 channel: a cancel reaches the run on A while B and C serve others; forged presence and a
-forged ``ai-run-end`` end nothing; A killed with SIGKILL mid-tool: its run ends ``error``
+forged ``ai-run-end`` end nothing, nor can a user keep a dead worker's run active by taking
+the id of its end first; A killed with SIGKILL mid-tool: its run ends ``error``
 50300 for the client within the presence leave timeout plus a bound, and B answers the
 next input on that thread from a repaired history."""
 
@@ -155,6 +156,40 @@ async def test_a_forged_presence_leave_and_a_forged_run_end_do_not_end_a_live_ru
         assert (await worker.state())["orphans_ended"] == 0
 
 
+async def test_a_user_cannot_keep_a_dead_workers_run_active_by_taking_its_end_id(
+        deployment: Deployment, connect: Connect, session_name: str,
+        broker: BrokerProcess) -> None:
+    """A participant of the session publishes a message under the id the survivor's
+    ai-run-end once had (``orphan:<run id>:end``), before A dies: the service would drop the
+    real end as an idempotent duplicate, and the run would stay active for every client.
+    The ids also derive from the dead worker's id now, which users never see. Kills A
+    (started again by the next test that needs it)."""
+    a, b, c = deployment.ensure("a", "b", "c")
+    client = await connect(session_name)
+    handle = await client.send("slow job please")
+    assert (await a.post(handle.invocation.to_json())).status_code == 200
+    await client.wait_for(lambda s: ticks(s) >= 1, timeout=10)
+    run_id = handle.run_id
+    assert run_id is not None
+    squatter = AblyRealtime(**broker.client_options("user-squatter", capability=USER_CAPABILITY))
+    try:  # an ordinary message, on a channel the user may publish on, with that id
+        await AblyChannel(squatter, session_name).publish(
+            [OutboundMessage("chat-note", "hi", None, f"orphan:{run_id}:end")])
+    finally:
+        await squatter.close()
+
+    before = [(await worker.state())["orphans_ended"] for worker in (b, c)]
+    a.kill()
+    states = [await worker.state(gone=a.worker_id) for worker in (b, c)]
+    assert sorted(s["orphans_ended"] - n for s, n in zip(states, before, strict=True)) == [
+        0, 1], states  # a survivor did end it, as far as it knows
+    try:
+        ended = await handle.wait_ended(timeout=ORPHAN_BOUND)
+    except TimeoutError:
+        pytest.fail("the run stayed active: the survivor's ai-run-end was dropped")
+    assert (ended.status, ended.error_code) == ("error", 50300)
+
+
 async def test_a_worker_killed_mid_tool_has_its_run_ended_error_and_the_thread_repaired(
         deployment: Deployment, connect: Connect, session_name: str,
         postgres: PostgresCluster) -> None:
@@ -169,6 +204,7 @@ async def test_a_worker_killed_mid_tool_has_its_run_ended_error_and_the_thread_r
     await wait_committed(postgres, session_name,
                          lambda ms: any(isinstance(m, AIMessage) and m.tool_calls for m in ms))
 
+    before = [(await worker.state())["orphans_ended"] for worker in (b, c)]
     killed_at = time.monotonic()
     a.kill()
     ended = await handle.wait_ended(timeout=LEAVE_TIMEOUT_MS / 1000 + ORPHAN_BOUND + 5)
@@ -181,7 +217,9 @@ async def test_a_worker_killed_mid_tool_has_its_run_ended_error_and_the_thread_r
     # One survivor ended it, the first in line; the other had nothing to do at once.
     states = [await worker.state(gone=a.worker_id) for worker in (b, c)]
     assert sorted(s["first_in_line"] for s in states) == [False, True], states
-    assert sorted(s["orphans_ended"] for s in states) == [0, 1], states
+    ended_by = [s["orphans_ended"] - n for s, n in zip(states, before, strict=True)]
+    assert [n for s, n in zip(states, ended_by, strict=True) if s["first_in_line"]] == [1]
+    assert sorted(ended_by) == [0, 1], states
 
     again = await client.send("what happened?")
     assert (await b.post(again.invocation.to_json())).status_code == 200
