@@ -32,14 +32,27 @@ For each worker count, in order:
 3. **Cancel-all storm.** Every session's client publishes the cancels of its runs
    (``cancel_runs(all=True)``: one publish per session), all sessions at once. A sample is
    ``RunInfo.cancel_latency``: from just before that client's publish of ``ai-cancel`` to
-   its folding the run's ``ai-run-end``, on its own clock. Also: the storm's span (first
-   publish to last run end). Then every run must have ended ``cancelled`` for its client
-   and no worker may still hold a run (``GET /test/state`` on each).
+   its folding the run's ``ai-run-end``, on its own clock. Two more views of the same
+   cancels, without this process's queue of 1,000 publishes: on the broker's clock, from
+   its timestamp of the ``ai-cancel`` to its timestamp of the ``ai-run-end`` (what the
+   workers took, plus the broker's hops), and from the ``ai-cancel``'s timestamp to a client
+   folding the ``ai-run-end``. Also: the storm's span (first publish to last run end), the
+   CPU seconds each process used during it (``/proc/<pid>/stat``) and the garbage
+   collector's time (``gc.callbacks``, in this process and in the workers). Then every run
+   must have ended ``cancelled`` for its client and no worker may still hold a run
+   (``GET /test/state`` on each).
 4. **Orphaned runs.** ``--orphans`` new runs (default: one worker's share, runs / N), all on
    worker 0; once every one has streamed, worker 0 is killed with SIGKILL. A sample is the
    time from the kill to the client folding that run's ``ai-run-end{error}`` (code 50300,
    ended by a surviving worker). Reported with the broker's presence leave timeout, which
    is most of it (Ably's is 15 s, the default here).
+
+Where the time goes: ``--spy SECONDS`` samples this process, the broker and the last worker
+with ``py-spy`` during the storm (``pip install py-spy``); ``--profile N`` runs cProfile in
+this process and every worker during the storm (or ``--profile-phase start``), slower but
+by function. ``--gc-freeze`` / ``--worker-gc-freeze`` call ``gc.freeze()`` before the storm
+here and once started in the workers. Everything shares the machine's CPUs: the load average
+before the run is printed.
 
 The results are printed as a table, then as one JSON line. Not a test: it asserts only that
 every run ended the way the scenario requires (and exits 1 if one did not).
