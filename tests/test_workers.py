@@ -182,3 +182,18 @@ def test_the_control_channel_must_support_presence_and_name_a_client() -> None:
         WorkerRegistry(broker.channel(CONTROL), lambda name: broker.channel(name))
     with pytest.raises(InvalidArgumentError):
         WorkerRegistry(object(), lambda name: broker.channel(name))  # type: ignore[arg-type]
+
+
+async def test_every_run_of_a_dead_worker_ends(broker: InMemoryBroker, client: ClientSession,
+                                               worker_b: WorkerRegistry) -> None:
+    registry_a, agent_a, first = await _serving_a(broker, client)
+    run_ids = [first] + [(await start_streaming(client, agent_a))[0].run_id for _ in range(5)]
+    await _settled(worker_b)
+    assert {r for r, (w, _) in worker_b._runs.items() if w == "a"} == set(run_ids)
+
+    _crash(registry_a, agent_a)
+    ended = [await client.wait_run_ended(run_id, timeout=5) for run_id in run_ids]
+
+    assert {(info.status, info.error_code) for info in ended} == {("error", 50300)}
+    await _settled(worker_b)
+    assert worker_b.orphans_ended == 6 and not worker_b._runs

@@ -42,6 +42,7 @@ EVENT_WORKER_RUNS = "x-worker-runs"
 _MAX_ID = 128
 _MAX_NAME = 512
 _MAX_ENTRIES = 1000
+_ENDING_AT_ONCE = 16  # a dead worker's runs ended concurrently (history read + publishes)
 
 ChannelFor = Callable[[str], "Channel | Awaitable[Channel]"]
 
@@ -246,22 +247,27 @@ class WorkerRegistry:
         if not orphans:
             return
         error = WorkerLostError("the agent worker serving this run stopped")
-        for run_id, session in orphans:
-            try:
-                channel = self._channel_for(session)
-                if inspect.isawaitable(channel):
-                    channel = await channel
-                assert isinstance(channel, Channel)
-                if await end_orphaned_run(channel, run_id, error, worker=worker,
-                                          agent_client_ids=self._agents):
-                    self.orphans_ended += 1
-            except Exception as exc:
-                logger.error("ending run %s of lost worker %s on %s failed: %r", run_id,
-                             worker, session, exc)
-                continue
+        room = asyncio.Semaphore(_ENDING_AT_ONCE)  # a few round trips at a time, not 500
+
+        async def end_one(run_id: str, session: str) -> None:
+            async with room:
+                try:
+                    channel = self._channel_for(session)
+                    if inspect.isawaitable(channel):
+                        channel = await channel
+                    assert isinstance(channel, Channel)
+                    if await end_orphaned_run(channel, run_id, error, worker=worker,
+                                              agent_client_ids=self._agents):
+                        self.orphans_ended += 1
+                except Exception as exc:
+                    logger.error("ending run %s of lost worker %s on %s failed: %r", run_id,
+                                 worker, session, exc)
+                    return
             if self._runs.get(run_id, (None,))[0] == worker:
                 del self._runs[run_id]
                 self._queue(self._ended, session, run_id)
+
+        await asyncio.gather(*(end_one(run_id, session) for run_id, session in orphans))
 
 
 def _entries(value: object) -> list[tuple[str, str]]:
