@@ -1,15 +1,16 @@
 """Terminal demo: a LangGraph agent with a tool, stopped mid-tool, then asked again.
 
-The agent is an ordinary LangGraph app (a model node, a ``ToolNode``, a loop, a
-checkpointer) served by ``run_graph``; a Python ``ClientSession`` plays the chat front end
+The agent is an ordinary LangGraph app (a model node, a tool node, a loop, a checkpointer)
+served by ``run_graph``, with ``CancellableToolNode`` where ``ToolNode`` would be; a Python ``ClientSession`` plays the chat front end
 and prints the conversation as it folds (``examples/_transcript.py``):
 
 1. the user asks; the answer streams token by token, then the model calls a slow tool;
 2. while the tool runs, the user presses Stop (``handle.cancel(reason="user_clicked_stop")``):
-   the tool sees the run's abort signal, its part ends cancelled, and the run ends
-   ``cancelled`` with the reason;
-3. the runner has repaired the thread (every tool call answered), so a strict model accepts
-   the next message, which is answered.
+   the tool sees the run's abort signal and returns what it found so far (its cut-short
+   answer, shown to the user and kept in the thread), and the run ends ``cancelled`` with
+   the reason, a few milliseconds after Stop;
+3. the thread is valid (every tool call answered), so a strict model accepts the next
+   message, which is answered from what the search had found.
 
 Offline by default: the embedded broker and a scripted model that refuses broken histories
 as providers do. If OPENAI_API_KEY is set and langchain-openai is installed, a real OpenAI
@@ -45,10 +46,15 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
-from langgraph.prebuilt import ToolNode, tools_condition
+from langgraph.prebuilt import tools_condition
 
 from langgraph_interrupt import AgentSession, Channel, ClientSession, InMemoryBroker
-from langgraph_interrupt.integration import get_abort_signal, run_graph
+from langgraph_interrupt.integration import (
+    CUT_SHORT_MARK,
+    CancellableToolNode,
+    get_abort_signal,
+    run_graph,
+)
 from langgraph_interrupt.testing import StrictFakeChatModel, find_history_errors
 
 SESSION = "ai:demo"  # with a checkpointer, run_graph's thread id is the session name
@@ -70,12 +76,14 @@ class Tool:
 def search_festivals(city: str, year: int) -> str:
     """Search the festival calendars of a city for a year (slow: one source at a time)."""
     signal = get_abort_signal()  # the run's abort signal, on this worker thread too
+    stopped = threading.Event()
+    signal.add_callback(lambda reason: stopped.set())  # wakes the wait below at once
     found: list[str] = []
     for source in range(1, SOURCES + 1):
-        if signal.aborted:  # Stop was pressed: stop searching
+        # One source takes source_delay, unless Stop is pressed first: then stop searching.
+        if signal.aborted or stopped.wait(Tool.source_delay):
             Tool.saw_stop.set()
             return f"Stopped after {source - 1} of {SOURCES} sources: {', '.join(found)}"
-        time.sleep(Tool.source_delay)  # one source
         Tool.searched = source
         if source % 10 == 3:
             found.append(f"festival {source} of {city} {year}")
@@ -91,7 +99,7 @@ def build_agent(model: BaseChatModel) -> Any:
 
     builder = StateGraph(MessagesState)
     builder.add_node("agent", call_model)
-    builder.add_node("tools", ToolNode([search_festivals]))
+    builder.add_node("tools", CancellableToolNode([search_festivals]))
     builder.add_edge(START, "agent")
     builder.add_conditional_edges("agent", tools_condition)
     builder.add_edge("tools", "agent")
@@ -102,7 +110,8 @@ def fake_model(delay: float) -> StrictFakeChatModel:
     """The scripted model: it answers, calls the tool, and on the next turn answers from what
     the thread holds. Strict: a history with an unanswered tool call is refused (HTTP 400)."""
     def short_answer(messages: list[BaseMessage]) -> str:
-        cut = any(isinstance(m, ToolMessage) and m.status == "error" for m in messages)
+        cut = any(isinstance(m, ToolMessage) and (
+            m.status == "error" or CUT_SHORT_MARK in m.response_metadata) for m in messages)
         return ("Go in early April for the cherry blossom, or in the second half of November "
                 "for the autumn maples. "
                 + ("The festival search was stopped before it finished, so I can't promise "
@@ -211,8 +220,12 @@ async def converse(open_channel: Callable[[str], Channel], name: str, graph: Any
         messages = state.values["messages"]
         repair = outcome.repair
         if repair is not None and repair.changed:
-            print(f"\nThe thread, repaired (cancelled calls answered: "
-                  f"{', '.join(repair.cancelled_calls) or 'none'}):")
+            kept = ", ".join(repair.completed_calls)
+            cancelled = ", ".join(repair.cancelled_calls)
+            print("\nThe thread, repaired (" + "; ".join(
+                part for part in (kept and f"the tool's own answer kept: {kept}",
+                                  cancelled and f"cancelled calls answered: {cancelled}")
+                if part) + "):")
         else:
             print("\nThe thread (nothing to repair):")
         show_thread(messages)
