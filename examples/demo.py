@@ -1,8 +1,9 @@
 """Terminal demo: a LangGraph agent with a tool, stopped mid-tool, then asked again.
 
 The agent is an ordinary LangGraph app (a model node, a tool node, a loop, a checkpointer)
-served by ``run_graph``, with ``CancellableToolNode`` where ``ToolNode`` would be; a Python ``ClientSession`` plays the chat front end
-and prints the conversation as it folds (``examples/_transcript.py``):
+served by ``run_graph``, with ``CancellableToolNode`` where ``ToolNode`` would be; a Python
+``ClientSession`` plays the chat front end and prints the conversation as it folds
+(``examples/_transcript.py``):
 
 1. the user asks; the answer streams token by token, then the model calls a slow tool;
 2. while the tool runs, the user presses Stop (``handle.cancel(reason="user_clicked_stop")``):
@@ -33,7 +34,6 @@ import asyncio
 import contextlib
 import os
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
