@@ -23,10 +23,12 @@ from langgraph_interrupt import (
     OutboundMessage,
     WorkerRegistry,
 )
+from langgraph_interrupt._errors import RunRejectedError
+from langgraph_interrupt.testing import ScriptedStream
 from langgraph_interrupt.transport._orphans import end_orphaned_run
 from langgraph_interrupt.transport._workers import EVENT_WORKER_RUNS
 from tests.conftest import SESSION
-from tests.helpers import TOKENS, describe, run_records, start_streaming
+from tests.helpers import TOKENS, describe, run_records, start_streaming, transport
 
 CONTROL = "ai-workers"
 
@@ -197,3 +199,72 @@ async def test_every_run_of_a_dead_worker_ends(broker: InMemoryBroker, client: C
     assert {(info.status, info.error_code) for info in ended} == {("error", 50300)}
     await _settled(worker_b)
     assert worker_b.orphans_ended == 6 and not worker_b._runs
+
+
+async def _two_workers(broker: InMemoryBroker, client: ClientSession, strategy: str
+                       ) -> tuple[list[WorkerRegistry], AgentSession, AgentSession, Any]:
+    """Workers A and B on one session; A serves a held run that B has heard of."""
+    registries = [_registry(broker, worker_id) for worker_id in ("a", "b")]
+    for registry in registries:
+        await registry.start()
+    agent_a = AgentSession(broker.channel(SESSION, client_id="agent"), workers=registries[0],
+                           on_cancel=lambda request: request.client_id == "user-abc")
+    agent_b = AgentSession(broker.channel(SESSION, client_id="agent"), workers=registries[1],
+                           multitask=strategy)  # type: ignore[arg-type]
+    for agent in (agent_a, agent_b):
+        await agent.connect()
+    first, stream, task = await start_streaming(client, agent_a)
+    await _settled(registries[1])
+    assert registries[1].runs_of(SESSION) == [first.run_id]
+    return registries, agent_a, agent_b, (first, stream, task)
+
+
+async def test_interrupt_stops_a_run_another_worker_serves_then_starts(
+        broker: InMemoryBroker, client: ClientSession) -> None:
+    registries, agent_a, agent_b, (first, _, first_task) = await _two_workers(
+        broker, client, "interrupt")
+    handle = await client.send("no, something else")
+    second = agent_b.create_run(handle.invocation)
+    await second.admit()
+
+    async def drive() -> Any:
+        async with second:
+            return await second.pipe(ScriptedStream(TOKENS[:3]))
+
+    assert (await asyncio.create_task(drive())).reason == "complete"
+    assert (await first_task).reason == "cancelled"
+    info = client.run(first.run_id)
+    assert info is not None and (info.status, info.cancel_reason) == ("cancelled", "new_input")
+    names = [(r.name, transport(r).get("run-id")) for r in broker.records or []
+             if r.name in ("ai-run-start", "ai-run-end")]
+    assert names.index(("ai-run-end", first.run_id)) < \
+        names.index(("ai-run-start", second.run_id))  # A's run ended before B's began
+
+
+async def test_enqueue_waits_for_a_run_another_worker_serves(
+        broker: InMemoryBroker, client: ClientSession) -> None:
+    registries, agent_a, agent_b, (first, stream, first_task) = await _two_workers(
+        broker, client, "enqueue")
+    handle = await client.send("and then this")
+    second = agent_b.create_run(handle.invocation)
+    await second.admit()
+    started = asyncio.create_task(second.start())
+    await _settled(registries[1])
+    assert not started.done()  # waiting for A's run
+    stream.release()
+    assert (await first_task).reason == "complete"
+    await started
+    await second.end("complete")
+    assert client.run(first.run_id).status == "complete"  # type: ignore[union-attr]
+
+
+async def test_reject_refuses_while_another_worker_serves_a_run(
+        broker: InMemoryBroker, client: ClientSession) -> None:
+    registries, agent_a, agent_b, (first, stream, first_task) = await _two_workers(
+        broker, client, "reject")
+    handle = await client.send("me too")
+    second = agent_b.create_run(handle.invocation)
+    with pytest.raises(RunRejectedError):
+        await second.admit()
+    stream.release()
+    assert (await first_task).reason == "complete"

@@ -144,6 +144,10 @@ class CancelDesk:
         hook = self._hooks.get(run)
         if hook is None:
             return "accept"
+        if target.client_id is not None and target.client_id == run.channel.client_id:
+            # The agent's own identity: another worker applying its multitask strategy to
+            # this session (``interrupt``). Clients cannot publish as the agent.
+            return "accept"
         try:
             verdict = hook(CancelRequest(target.client_id, run, target.run_id,
                                          target.input_codec_message_id, target.event_id,

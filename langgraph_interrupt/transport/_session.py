@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 from typing import Any
@@ -33,9 +32,18 @@ from .._errors import (
     unable_to,
 )
 from .._invocation import Invocation
-from .._wire import EVENT_CANCEL, EVENT_INPUT, EVENT_OUTPUT, ChannelMessage
+from .._wire import (
+    EVENT_CANCEL,
+    EVENT_INPUT,
+    EVENT_OUTPUT,
+    EVENT_RUN_END,
+    EVENT_RUN_SUSPEND,
+    ChannelMessage,
+)
 from ..channels import Channel
 from ._authorise import CancelDesk, CancelRequest, OnCancel
+from ._early_cancels import EarlyCancels
+from ._foreign import ForeignRuns
 from ._input_index import InputIndex
 from ._multitask import MultitaskStrategy, RunGate
 from ._output import shielded
@@ -52,6 +60,7 @@ logger = logging.getLogger("langgraph_interrupt.transport")
 #: Messages a new attach asks to be delivered from before it (Ably's ``rewind``): a run's
 #: input is usually among the newest, and then needs no history read.
 _RECENT_INPUTS = 10
+_ENDS = (EVENT_RUN_END, EVENT_RUN_SUSPEND)
 
 
 OnError = Callable[[AITransportError], None]
@@ -128,6 +137,7 @@ class AgentSession:
         self._on_interrupted = on_interrupted
         self._on_steer = on_steer
         self._registry = workers
+        self._foreign = ForeignRuns(channel, workers) if workers is not None else None
         if append_rollup_window < 0:
             raise InvalidArgumentError("append_rollup_window must not be negative")
         self.channel = channel
@@ -140,12 +150,10 @@ class AgentSession:
         self._max_pages = max_history_pages
         self._page_size = history_page_size
         self._terminal_timeout = terminal_timeout
-        self._buffer_size = cancel_buffer_size
-        self._buffer_ttl = cancel_buffer_ttl
         self._index_size = input_index_size
         self._runs: dict[str, Run] = {}
         self._by_input: dict[str, Run] = {}
-        self._early: OrderedDict[str, tuple[CancelTarget, float]] = OrderedDict()
+        self._early = EarlyCancels(cancel_buffer_size, cancel_buffer_ttl)
         self._steers = SteerIndex()  # steers for runs not open here, and those answered
         # Cancels a history scan found next to a run's input, applied once it is adopted.
         self._found_cancels: dict[Run, list[CancelTarget]] = {}
@@ -381,9 +389,9 @@ class AgentSession:
         if self._registry is not None:
             self._registry.run_started(self.channel.name, run.run_id)
         pending = self._found_cancels.pop(run, [])
-        entry = self._early.pop(trigger.codec_message_id, None)
-        if entry is not None and time.monotonic() - entry[1] <= self._buffer_ttl:
-            pending.append(entry[0])
+        early = self._early.take(trigger.codec_message_id)
+        if early is not None:
+            pending.append(early)
         for target in pending:
             self._desk.consider(run, target)
         for steer in self._steers.seed(run.run_id, run._steering, trigger.codec_message_id):
@@ -393,6 +401,8 @@ class AgentSession:
         await self._desk.decided(run)
 
     def _admit(self, run: Run) -> asyncio.Future[Any] | None:
+        if self._foreign is not None:  # other workers' runs of this session count too
+            return self._foreign.admit(run, self._gate)
         return self._gate.admit(run, run.multitask)
 
     def _sender_of(self, serial: str) -> tuple[bool, str | None]:
@@ -450,6 +460,9 @@ class AgentSession:
                     steer = Steer.of(trigger)
                     if steer is not None:
                         self._steer(steer)
+            elif name in _ENDS:
+                if self._foreign is not None:
+                    self._foreign.saw_end(message)
             elif name == EVENT_OUTPUT:
                 run_id, answered = read_steer_ids(message)
                 if run_id and answered:
@@ -482,17 +495,6 @@ class AgentSession:
         if run is not None and run.trigger is not None:
             self._desk.consider(run, target)
         elif target.input_codec_message_id:
-            self._buffer(target)
+            self._early.put(target.input_codec_message_id, target)
         elif run is not None:  # cancelled by its provisional id before start
             self._desk.consider(run, target)
-
-    def _buffer(self, target: CancelTarget) -> None:
-        key = target.input_codec_message_id
-        assert key is not None
-        now = time.monotonic()
-        early = self._early
-        early.pop(key, None)
-        early[key] = (target, now)
-        while early and (len(early) > self._buffer_size
-                         or now - next(iter(early.values()))[1] > self._buffer_ttl):
-            early.popitem(last=False)

@@ -172,6 +172,12 @@ class WorkerRegistry:
                 logger.error("telling the other workers about %d run(s) failed: %r",
                              len(started) + len(ended), exc)
 
+    def runs_of(self, session: str) -> list[str]:
+        """The run ids other workers serve on channel ``session``, as they told this one."""
+        own = self.worker_id
+        return [run_id for run_id, (worker, name) in self._runs.items()
+                if name == session and worker != own]
+
     # -- the others ---------------------------------------------------------------------------
     def _remember(self, run_id: str, worker: str, session: str) -> None:
         runs = self._runs
