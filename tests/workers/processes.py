@@ -176,7 +176,9 @@ class WorkerProcess:
         if not line or not json.loads(line).get("stopped"):
             raise AssertionError(f"worker {self.name} did not shut down cleanly ({line!r}):\n"
                                  f"{self.log_tail()}")
-        return self.process.wait(timeout)
+        code = self.process.wait(timeout)
+        self.process.stdout.close()  # it may be replaced (ensure): leave no pipe open
+        return code
 
     def log_tail(self) -> str:
         return _tail(self.log)

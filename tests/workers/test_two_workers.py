@@ -5,6 +5,7 @@ it and ends its run ``cancelled`` (reason ``shutdown``), and B has nothing to en
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -124,3 +125,38 @@ async def test_sigterm_on_a_mid_run_ends_it_cancelled_shutdown_and_b_ends_nothin
     assert find_history_errors(await committed(postgres, session_name)) == []
     run = client.run(ended.run_id)
     assert run is not None and run.status == "cancelled"  # nobody ended it again (50300)
+
+
+async def test_a_new_message_posted_to_b_interrupts_the_run_a_serves(
+        deployment: Deployment, connect: Connect, session_name: str) -> None:
+    """Double texting through a load balancer: the first message runs on A, the second is
+    POSTed to B with ``multitaskStrategy: interrupt``. B stops A's run (reason
+    ``new_input``) and starts only once its end is on the channel; the thread A left is
+    repaired, and B answers from it."""
+    a, b = deployment.ensure("a", "b")
+    client = await connect(session_name)
+    order: list[tuple[str | None, str | None]] = []
+    client.channel.subscribe(lambda m: m.name in ("ai-run-start", "ai-run-end") and order.append(
+        (m.name, (m.extras or {}).get("ai", {}).get("transport", {}).get("run-id"))))
+    slow = await client.send("slow job please")
+    assert (await a.post(slow.invocation.to_json())).status_code == 200
+    await client.wait_for(lambda s: ticks(s) >= 1, timeout=10)
+    first = slow.run_id
+    worker_a = (await a.state())["worker_id"]
+    for _ in range(100):  # B has heard from A that it serves the run (one round trip)
+        if (await b.state())["runs_by_worker"].get(worker_a):
+            break
+
+    second = await client.send("what happened?")
+    body = {**second.invocation.to_json(), "multitaskStrategy": "interrupt"}
+    response = await b.post(body)
+    assert response.status_code == 200, response.text
+
+    ended = await slow.wait_ended(timeout=10)
+    assert (ended.status, ended.cancel_reason) == ("cancelled", "new_input")
+    done = await second.wait_ended(timeout=10)
+    assert done.status == "complete"
+    # The tool saw the cancel and returned its cut-short answer, which the thread kept.
+    assert re.fullmatch(r"Before this: slow_job Job index stopped after \d+ ticks\. "
+                        r"\(worker b\)\.", last_text(client)), last_text(client)
+    assert order.index(("ai-run-end", first)) < order.index(("ai-run-start", done.run_id))

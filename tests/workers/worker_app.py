@@ -372,6 +372,7 @@ def make_app(args: argparse.Namespace) -> Starlette:
     app = create_agent_app(agent, channel_factory=channel_factory,
                            allow_session=lambda name: name.startswith("ai:"),
                            workers=args.control, drain_timeout=args.drain_timeout,
+                           multitask_overrides=("interrupt", "rollback", "enqueue", "reject"),
                            shutdown_timeout=args.shutdown_timeout, lifespan=lifespan)
     app.router.routes.extend([Route("/test/state", state, methods=["GET"]),
                               Route("/test/release", release, methods=["POST"]),
