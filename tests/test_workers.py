@@ -221,7 +221,7 @@ async def _two_workers(broker: InMemoryBroker, client: ClientSession, strategy: 
 
 async def test_interrupt_stops_a_run_another_worker_serves_then_starts(
         broker: InMemoryBroker, client: ClientSession) -> None:
-    registries, agent_a, agent_b, (first, _, first_task) = await _two_workers(
+    _registries, _agent_a, agent_b, (first, _, first_task) = await _two_workers(
         broker, client, "interrupt")
     handle = await client.send("no, something else")
     second = agent_b.create_run(handle.invocation)
@@ -243,7 +243,7 @@ async def test_interrupt_stops_a_run_another_worker_serves_then_starts(
 
 async def test_enqueue_waits_for_a_run_another_worker_serves(
         broker: InMemoryBroker, client: ClientSession) -> None:
-    registries, agent_a, agent_b, (first, stream, first_task) = await _two_workers(
+    registries, _agent_a, agent_b, (first, stream, first_task) = await _two_workers(
         broker, client, "enqueue")
     handle = await client.send("and then this")
     second = agent_b.create_run(handle.invocation)
@@ -260,7 +260,7 @@ async def test_enqueue_waits_for_a_run_another_worker_serves(
 
 async def test_reject_refuses_while_another_worker_serves_a_run(
         broker: InMemoryBroker, client: ClientSession) -> None:
-    registries, agent_a, agent_b, (first, stream, first_task) = await _two_workers(
+    _registries, _agent_a, agent_b, (_first, stream, first_task) = await _two_workers(
         broker, client, "reject")
     handle = await client.send("me too")
     second = agent_b.create_run(handle.invocation)
