@@ -17,7 +17,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -26,6 +26,7 @@ from langchain_core.callbacks import AsyncCallbackHandler
 from .._abort import RunCancelledError
 from .._errors import AITransportError, RunLifecycleError
 from ..transport import Run
+from ._repair import RepairReport, repair_thread
 from ._signal import RunScope
 from ._tool_output import install_output_capture
 from ._translate import Chunk, ChunkTranslator
@@ -301,6 +302,30 @@ class RunCallbackHandler(AsyncCallbackHandler):
             logger.warning("run %s: dropping a chunk: %s", self.run.run_id, exc)
 
     # -- the end -----------------------------------------------------------------------------
+    async def repair(self, graph: Any, config: Mapping[str, Any], *,
+                     messages_key: str = "messages") -> RepairReport:
+        """Make ``graph``'s thread valid after this run (drop-in mode; ``run_graph`` does it
+        itself). A cancel between the model's tool-call step and the tool node leaves calls
+        no tool answered, which a provider refuses on the next turn; this answers them
+        ``cancelled`` (and keeps what the client was shown). Call it once the graph
+        returned or raised; a thread already valid is left as is.
+
+        Example::
+
+            try:
+                await graph.ainvoke(inputs, config)
+            finally:
+                await handler.repair(graph, config)
+        """
+        await self.flush()
+        cfg = {key: value for key, value in config.items() if key != "callbacks"}
+        reason = self.run.signal.reason
+        return await repair_thread(
+            graph, cfg, partial=self.translator.open_llm_calls(),
+            shown=self.translator.shown_messages(), tool_results=self.run_scope.tool_results,
+            reason=str(reason) if reason is not None else "cancelled",
+            messages_key=messages_key)
+
     async def flush(self) -> None:
         """Publish everything queued so far (the runner calls it before checkpoint repair)."""
         await self._drain()
