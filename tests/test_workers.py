@@ -268,3 +268,19 @@ async def test_reject_refuses_while_another_worker_serves_a_run(
         await second.admit()
     stream.release()
     assert (await first_task).reason == "complete"
+
+
+async def test_what_the_others_serve_is_bounded_and_indexed_by_session(
+        broker: InMemoryBroker) -> None:
+    async with _registry(broker, "b", max_runs=3) as registry:
+        agent = broker.channel(CONTROL, client_id="agent")
+        await agent.publish([OutboundMessage(EVENT_WORKER_RUNS, {
+            "worker": "a", "started": [["s1", "r1"], ["s1", "r2"], ["s2", "r3"], ["s1", "r4"]],
+            "ended": []})])
+        await _settled(registry)
+        assert sorted(registry.runs_of("s1")) == ["r2", "r4"]  # r1, the oldest, forgotten
+        assert registry.runs_of("s2") == ["r3"]
+        await agent.publish([OutboundMessage(EVENT_WORKER_RUNS, {
+            "worker": "a", "started": [], "ended": [["s2", "r3"]]})])
+        await _settled(registry)
+        assert registry.runs_of("s2") == [] and "s2" not in registry._by_session

@@ -87,6 +87,7 @@ class WorkerRegistry:
         self._history_pages = history_pages
         # run id -> (worker, session channel); one table for every worker, oldest first
         self._runs: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._by_session: dict[str, set[str]] = {}  # session -> its run ids, every worker
         self._present: dict[str, set[str | None]] = {}  # worker -> its connections
         self._started: list[list[str]] = []
         self._ended: list[list[str]] = []
@@ -151,7 +152,7 @@ class WorkerRegistry:
 
     def run_ended(self, session: str, run_id: str) -> None:
         """Tell the others the run ended or suspended (nothing to end if this worker dies)."""
-        if self._runs.pop(run_id, None) is not None:
+        if self._forget(run_id) is not None:
             self._queue(self._ended, session, run_id)
 
     def _queue(self, batch: list[list[str]], session: str, run_id: str) -> None:
@@ -175,16 +176,31 @@ class WorkerRegistry:
     def runs_of(self, session: str) -> list[str]:
         """The run ids other workers serve on channel ``session``, as they told this one."""
         own = self.worker_id
-        return [run_id for run_id, (worker, name) in self._runs.items()
-                if name == session and worker != own]
+        runs = self._runs
+        return [run_id for run_id in self._by_session.get(session, ())
+                if runs[run_id][0] != own]
 
     # -- the others ---------------------------------------------------------------------------
     def _remember(self, run_id: str, worker: str, session: str) -> None:
         runs = self._runs
+        previous = runs.get(run_id)
+        if previous is not None and previous[1] != session:
+            self._forget(run_id)
         runs[run_id] = (worker, session)
         runs.move_to_end(run_id)
+        self._by_session.setdefault(session, set()).add(run_id)
         while len(runs) > self._max_runs:
-            runs.popitem(last=False)
+            self._forget(next(iter(runs)))
+
+    def _forget(self, run_id: str) -> tuple[str, str] | None:
+        entry = self._runs.pop(run_id, None)
+        if entry is not None:
+            ids = self._by_session.get(entry[1])
+            if ids is not None:
+                ids.discard(run_id)
+                if not ids:
+                    del self._by_session[entry[1]]
+        return entry
 
     async def _learn_history(self) -> None:
         pages: list[list[ChannelMessage]] = []
@@ -218,7 +234,7 @@ class WorkerRegistry:
         for session, run_id in started:
             self._remember(run_id, worker, session)
         for _, run_id in ended:
-            self._runs.pop(run_id, None)
+            self._forget(run_id)
 
     def _on_presence(self, event: PresenceEvent) -> None:
         if event.client_id not in self._agents or not isinstance(event.data, dict):
@@ -270,7 +286,7 @@ class WorkerRegistry:
                                  worker, session, exc)
                     return
             if self._runs.get(run_id, (None,))[0] == worker:
-                del self._runs[run_id]
+                self._forget(run_id)
                 self._queue(self._ended, session, run_id)
 
         await asyncio.gather(*(end_one(run_id, session) for run_id, session in orphans))
