@@ -80,7 +80,7 @@ async def test_a_dead_workers_run_ends_error_with_its_stream_closed_first(
         broker: InMemoryBroker, client: ClientSession, worker_b: WorkerRegistry) -> None:
     registry_a, agent_a, run_id = await _serving_a(broker, client)
     await _settled(worker_b)
-    assert worker_b._runs[run_id] == ("a", SESSION)
+    assert worker_b._runs[run_id][:2] == ("a", SESSION)
 
     _crash(registry_a, agent_a)
     info = await client.wait_run_ended(run_id, timeout=5)
@@ -145,7 +145,7 @@ async def test_a_forged_departure_or_claim_from_a_client_ends_nothing(
     await forger.publish([OutboundMessage(EVENT_WORKER_RUNS, {"worker": 7, "started": "x"})])
     await _settled(worker_b)
     assert worker_b.orphans_ended == 0
-    assert worker_b._runs[run_id] == ("a", SESSION)
+    assert worker_b._runs[run_id][:2] == ("a", SESSION)
     info = client.run(run_id)
     assert info is not None and info.status == "active"
     await agent_a.close()
@@ -191,7 +191,7 @@ async def test_every_run_of_a_dead_worker_ends(broker: InMemoryBroker, client: C
     registry_a, agent_a, first = await _serving_a(broker, client)
     run_ids = [first] + [(await start_streaming(client, agent_a))[0].run_id for _ in range(5)]
     await _settled(worker_b)
-    assert {r for r, (w, _) in worker_b._runs.items() if w == "a"} == set(run_ids)
+    assert {r for r, (w, *_) in worker_b._runs.items() if w == "a"} == set(run_ids)
 
     _crash(registry_a, agent_a)
     ended = [await client.wait_run_ended(run_id, timeout=5) for run_id in run_ids]
@@ -284,3 +284,48 @@ async def test_what_the_others_serve_is_bounded_and_indexed_by_session(
             "worker": "a", "started": [], "ended": [["s2", "r3"]]})])
         await _settled(registry)
         assert registry.runs_of("s2") == [] and "s2" not in registry._by_session
+
+
+async def test_a_run_waits_for_the_earlier_run_another_worker_serves(
+        broker: InMemoryBroker, client: ClientSession) -> None:
+    """What ``run_graph`` does before it takes the thread: under ``concurrent`` too, a run
+    waits for the other workers' runs of earlier inputs (one thread, one run at a time)."""
+    registries, _, agent_b, (_first, stream, first_task) = await _two_workers(
+        broker, client, "concurrent")
+    handle = await client.send("and this")
+    second = agent_b.create_run(handle.invocation)
+    async with second:
+        waiting = asyncio.create_task(second.wait_other_workers())
+        await _settled(registries[1])
+        assert not waiting.done()
+        stream.release()
+        assert (await first_task).reason == "complete"
+        assert await waiting is True
+
+
+async def test_runs_of_later_inputs_are_not_waited_for_or_interrupted(
+        broker: InMemoryBroker, client: ClientSession) -> None:
+    """Two workers admitting at once must not each stop (or wait for) the other's run: only
+    runs of inputs published earlier count. B's input came first, A's run is of a later
+    one: B's run neither waits for nor interrupts it."""
+    registries = [_registry(broker, worker_id) for worker_id in ("a", "b")]
+    for registry in registries:
+        await registry.start()
+    agent_a = AgentSession(broker.channel(SESSION, client_id="agent"), workers=registries[0])
+    agent_b = AgentSession(broker.channel(SESSION, client_id="agent"), workers=registries[1],
+                           multitask="interrupt")
+    for agent in (agent_a, agent_b):
+        await agent.connect()
+    early = await client.send("first, for B")
+    later, stream, later_task = await start_streaming(client, agent_a)
+    await _settled(registries[1])
+    assert registries[1].runs_of(SESSION) == [later.run_id]
+
+    run_b = agent_b.create_run(early.invocation)
+    await run_b.admit()
+    async with run_b:
+        assert await run_b.wait_other_workers() is True  # at once
+        await run_b.pipe(ScriptedStream(TOKENS[:2]))
+    assert not later.cancelled
+    stream.release()
+    assert (await later_task).reason == "complete"

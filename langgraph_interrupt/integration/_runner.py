@@ -104,8 +104,12 @@ async def run_graph(graph: Any, run: Run, *, input: Any = AUTO,
     scope = RunScope(run.signal, run)
     handler = RunCallbackHandler(run, stop_on_cancel=False, scope=scope)
     cfg = _config(graph, run, config, handler)
+    # Another worker may be running this thread (the session is the thread by default):
+    # wait for its runs of earlier inputs, as the thread's turn does within this process.
+    same_thread = (cfg.get("configurable") or {}).get("thread_id") == run.channel.name
+    free = not same_thread or await run.wait_other_workers()
     async with thread_turn(graph, cfg, run.signal) as ours:
-        if not ours:  # cancelled while another run of the thread ran: nothing to undo
+        if not (ours and free):  # cancelled while another run of the thread ran
             await run.end("cancelled")
             return GraphOutcome("cancelled", cancel_reason=run.signal.reason,
                                 interruption=run.interruption)

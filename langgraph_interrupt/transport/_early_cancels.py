@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 
 from .._cancel import CancelTarget
 
@@ -28,6 +29,10 @@ class EarlyCancels:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __iter__(self) -> Iterator[str]:
+        """The input ids kept, oldest first."""
+        return iter(self._entries)
 
     def put(self, key: str, target: CancelTarget) -> None:
         """Keep ``target`` for the input ``key`` (the newest cancel for it wins)."""

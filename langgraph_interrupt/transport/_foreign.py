@@ -47,17 +47,20 @@ class ForeignRuns:
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
 
-    def active(self) -> list[str]:
-        """Run ids other workers serve on this session, not seen ending here."""
-        return [run_id for run_id in self._registry.runs_of(self._channel.name)
+    def active(self, before: str | None = None) -> list[str]:
+        """Run ids other workers serve on this session, not seen ending here; with
+        ``before``, only those of inputs published before that serial. Ordering by input
+        keeps two workers from each waiting for, or stopping, the other's run."""
+        return [run_id for run_id in self._registry.runs_of(self._channel.name, before=before)
                 if run_id not in self._ended]
 
     def admit(self, run: Run, gate: RunGate) -> asyncio.Future[Any] | None:
         """Admit ``run`` through this worker's ``gate``, counting the other workers' runs:
         ``reject`` refuses while one is active, ``interrupt``/``rollback`` stop them, and the
         run's turn also waits for them to end (see :meth:`RunGate.admit`)."""
-        strategy = run.multitask
-        others = self.active() if strategy != "concurrent" and not run.cancelled else []
+        strategy, trigger = run.multitask, run.trigger
+        others = self.active(trigger.serial if trigger is not None else None) \
+            if strategy != "concurrent" and not run.cancelled else []
         if others and strategy == "reject":
             raise RunRejectedError(unable_to(
                 "start run", f"{len(others)} run(s) already active on this session (on "
@@ -69,6 +72,22 @@ class ForeignRuns:
             self.cancel(others)
         gone = self.gone(others)
         return gone if turn is None else asyncio.gather(turn, gone)
+
+    async def wait_gone(self, run: Run) -> bool:
+        """Wait until the other workers' runs of inputs before ``run``'s have ended or
+        suspended; False if ``run`` was cancelled first."""
+        trigger = run.trigger
+        others = self.active(trigger.serial if trigger is not None else None)
+        if not others:
+            return True
+        gone = self.gone(others)
+        aborted = asyncio.ensure_future(run.signal.wait())
+        try:
+            waiting: set[asyncio.Future[Any]] = {gone, aborted}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            aborted.cancel()
+        return gone.done()
 
     def saw_end(self, message: ChannelMessage) -> None:
         """An ``ai-run-end`` or ``ai-run-suspend`` on the channel: an agent's ends a run."""

@@ -3,8 +3,8 @@
 Owns: :class:`RunHost`, the contract between a :class:`~._run.Run` and its session
 (:class:`~._session.AgentSession` is one): the channel, finding and adopting the run's
 trigger, deciding the cancels found for it, admitting it under the multitask strategy,
-letting it go once it ended or suspended, telling who published a serial, and reporting
-an error nobody awaits.
+waiting for other workers' runs of the session, letting it go once it ended or suspended,
+telling who published a serial, and reporting an error nobody awaits.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class RunHost(Protocol):
     async def _decided(self, run: Run) -> None: ...
 
     def _admit(self, run: Run) -> asyncio.Future[Any] | None: ...
+
+    async def _others_gone(self, run: Run) -> bool: ...
 
     def _deregister(self, run: Run) -> None: ...
 

@@ -201,6 +201,13 @@ class Run(Steerable):
             return True
         return False
 
+    async def wait_other_workers(self) -> bool:
+        """Wait until the runs other agent workers serve on this session, for inputs
+        published before this run's, have ended or suspended (with a ``WorkerRegistry``;
+        at once without). ``run_graph`` waits so that two workers never run one thread at
+        once. False if this run was cancelled first."""
+        return await self._session._others_gone(self)
+
     # -- publishing -------------------------------------------------------------------------
     def _next_id(self) -> str:
         # Unguessable (a watcher who could predict them could publish them first: the

@@ -387,7 +387,7 @@ class AgentSession:
         self._runs[run.run_id] = run
         self._by_input[trigger.codec_message_id] = run
         if self._registry is not None:
-            self._registry.run_started(self.channel.name, run.run_id)
+            self._registry.run_started(self.channel.name, run.run_id, trigger.serial)
         pending = self._found_cancels.pop(run, [])
         early = self._early.take(trigger.codec_message_id)
         if early is not None:
@@ -399,6 +399,9 @@ class AgentSession:
 
     async def _decided(self, run: Run) -> None:
         await self._desk.decided(run)
+
+    async def _others_gone(self, run: Run) -> bool:
+        return True if self._foreign is None else await self._foreign.wait_gone(run)
 
     def _admit(self, run: Run) -> asyncio.Future[Any] | None:
         if self._foreign is not None:  # other workers' runs of this session count too

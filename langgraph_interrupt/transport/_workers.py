@@ -86,10 +86,11 @@ class WorkerRegistry:
         self._max_runs = max_runs
         self._history_pages = history_pages
         # run id -> (worker, session channel); one table for every worker, oldest first
-        self._runs: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        # run id -> (worker, session channel, serial of the run's input: "" if not known)
+        self._runs: OrderedDict[str, tuple[str, str, str]] = OrderedDict()
         self._by_session: dict[str, set[str]] = {}  # session -> its run ids, every worker
         self._present: dict[str, set[str | None]] = {}  # worker -> its connections
-        self._started: list[list[str]] = []
+        self._started: list[list[str]] = []  # [session, run id, input serial]
         self._ended: list[list[str]] = []
         self._sending: asyncio.Future[Any] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -114,7 +115,7 @@ class WorkerRegistry:
         await self._learn_history()
         for member in await control.presence_members():
             self._on_presence(member)
-        for worker in {w for w, _ in self._runs.values()} - set(self._present):
+        for worker in {entry[0] for entry in self._runs.values()} - set(self._present):
             self._lost(worker)
 
     async def close(self) -> None:
@@ -145,18 +146,20 @@ class WorkerRegistry:
         await self.close()
 
     # -- this worker's runs -------------------------------------------------------------------
-    def run_started(self, session: str, run_id: str) -> None:
-        """Tell the others this worker serves ``run_id`` on channel ``session``."""
-        self._remember(run_id, self.worker_id, session)
-        self._queue(self._started, session, run_id)
+    def run_started(self, session: str, run_id: str, input_serial: str = "") -> None:
+        """Tell the others this worker serves ``run_id`` on channel ``session``, the run of
+        the input published at ``input_serial`` (which orders runs across workers)."""
+        self._remember(run_id, self.worker_id, session, input_serial)
+        self._started.append([session, run_id, input_serial])
+        self._send_soon()
 
     def run_ended(self, session: str, run_id: str) -> None:
         """Tell the others the run ended or suspended (nothing to end if this worker dies)."""
         if self._forget(run_id) is not None:
-            self._queue(self._ended, session, run_id)
+            self._ended.append([session, run_id])
+            self._send_soon()
 
-    def _queue(self, batch: list[list[str]], session: str, run_id: str) -> None:
-        batch.append([session, run_id])
+    def _send_soon(self) -> None:
         if not self._closed and (self._sending is None or self._sending.done()):
             self._sending = asyncio.ensure_future(self._send())
 
@@ -173,26 +176,29 @@ class WorkerRegistry:
                 logger.error("telling the other workers about %d run(s) failed: %r",
                              len(started) + len(ended), exc)
 
-    def runs_of(self, session: str) -> list[str]:
-        """The run ids other workers serve on channel ``session``, as they told this one."""
+    def runs_of(self, session: str, *, before: str | None = None) -> list[str]:
+        """The run ids other workers serve on channel ``session``, as they told this one;
+        with ``before``, only the runs of inputs published before that serial (or whose
+        input serial is not known: they started before this worker heard of them)."""
         own = self.worker_id
         runs = self._runs
         return [run_id for run_id in self._by_session.get(session, ())
-                if runs[run_id][0] != own]
+                if runs[run_id][0] != own and (before is None or not runs[run_id][2]
+                                                or runs[run_id][2] < before)]
 
     # -- the others ---------------------------------------------------------------------------
-    def _remember(self, run_id: str, worker: str, session: str) -> None:
+    def _remember(self, run_id: str, worker: str, session: str, serial: str) -> None:
         runs = self._runs
         previous = runs.get(run_id)
         if previous is not None and previous[1] != session:
             self._forget(run_id)
-        runs[run_id] = (worker, session)
+        runs[run_id] = (worker, session, serial)
         runs.move_to_end(run_id)
         self._by_session.setdefault(session, set()).add(run_id)
         while len(runs) > self._max_runs:
             self._forget(next(iter(runs)))
 
-    def _forget(self, run_id: str) -> tuple[str, str] | None:
+    def _forget(self, run_id: str) -> tuple[str, str, str] | None:
         entry = self._runs.pop(run_id, None)
         if entry is not None:
             ids = self._by_session.get(entry[1])
@@ -231,9 +237,9 @@ class WorkerRegistry:
             return
         if worker == self.worker_id:
             return
-        for session, run_id in started:
-            self._remember(run_id, worker, session)
-        for _, run_id in ended:
+        for session, run_id, serial in started:
+            self._remember(run_id, worker, session, serial)
+        for _, run_id, _ in ended:
             self._forget(run_id)
 
     def _on_presence(self, event: PresenceEvent) -> None:
@@ -264,7 +270,7 @@ class WorkerRegistry:
             await asyncio.sleep(self._backup_delay)
         if worker in self._present:
             return  # it came back (a new connection entered)
-        orphans = [(run_id, session) for run_id, (owner, session) in self._runs.items()
+        orphans = [(run_id, session) for run_id, (owner, session, _) in self._runs.items()
                    if owner == worker]
         if not orphans:
             return
@@ -287,18 +293,21 @@ class WorkerRegistry:
                     return
             if self._runs.get(run_id, (None,))[0] == worker:
                 self._forget(run_id)
-                self._queue(self._ended, session, run_id)
+                self._ended.append([session, run_id])
+                self._send_soon()
 
         await asyncio.gather(*(end_one(run_id, session) for run_id, session in orphans))
 
 
-def _entries(value: object) -> list[tuple[str, str]]:
+def _entries(value: object) -> list[tuple[str, str, str]]:
+    """``[session, run id]`` or ``[session, run id, input serial]`` entries, validated."""
     if not isinstance(value, list) or len(value) > _MAX_ENTRIES:
         raise ValueError("bad entries")
     entries = []
     for entry in value:
-        if not (isinstance(entry, list) and len(entry) == 2
-                and all(isinstance(x, str) and 0 < len(x) <= _MAX_NAME for x in entry)):
+        if not (isinstance(entry, list) and len(entry) in (2, 3)
+                and all(isinstance(x, str) and len(x) <= _MAX_NAME for x in entry)
+                and entry[0] and entry[1]):
             raise ValueError("bad entry")
-        entries.append((entry[0], entry[1]))
+        entries.append((entry[0], entry[1], entry[2] if len(entry) == 3 else ""))
     return entries

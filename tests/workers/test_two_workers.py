@@ -143,9 +143,10 @@ async def test_a_new_message_posted_to_b_interrupts_the_run_a_serves(
     await client.wait_for(lambda s: ticks(s) >= 1, timeout=10)
     first = slow.run_id
     worker_a = (await a.state())["worker_id"]
-    for _ in range(100):  # B has heard from A that it serves the run (one round trip)
-        if (await b.state())["runs_by_worker"].get(worker_a):
-            break
+    deadline = asyncio.get_running_loop().time() + 10
+    while not (await b.state())["runs_by_worker"].get(worker_a):  # each GET a round trip
+        # B hears from A that it serves the run one control-channel message after it began.
+        assert asyncio.get_running_loop().time() < deadline, "B never heard of A's run"
 
     second = await client.send("what happened?")
     body = {**second.invocation.to_json(), "multitaskStrategy": "interrupt"}

@@ -286,7 +286,7 @@ def _state(request: Request) -> dict[str, Any]:
     endpoint = request.app.state.agent_endpoint
     registry = _registry(request)
     runs_by_worker: dict[str, int] = {}
-    for worker, _ in registry._runs.values():
+    for worker, *_ in registry._runs.values():
         runs_by_worker[worker] = runs_by_worker.get(worker, 0) + 1
     open_runs = [run.run_id for session in endpoint.sessions.sessions.values()
                  for run in session.runs]
