@@ -108,7 +108,7 @@ class ForeignRuns:
             if not future.done():
                 future.set_result(None)
 
-    def gone(self, run_ids: list[str]) -> asyncio.Future[None]:
+    def gone(self, run_ids: list[str]) -> asyncio.Future[Any]:
         """A future resolved once every run of ``run_ids`` has ended or suspended."""
         loop = asyncio.get_running_loop()
         futures = []
@@ -116,31 +116,13 @@ class ForeignRuns:
             future: asyncio.Future[None] = loop.create_future()
             self._waiters.setdefault(run_id, []).append(future)
             futures.append(future)
-        return _all(futures)
+        return asyncio.gather(*futures)  # futures only: no task is made
 
     def cancel(self, run_ids: list[str]) -> None:
         """Ask the workers serving ``run_ids`` to stop them (reason ``new_input``)."""
         messages = [build_cancel(run_id=run_id, reason="new_input") for run_id in run_ids]
         task = asyncio.ensure_future(self._channel.publish(messages))
         task.add_done_callback(_report)
-
-
-def _all(futures: list[asyncio.Future[None]]) -> asyncio.Future[None]:
-    """One future for many (resolved when all are); no task."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    left = [len(futures)]
-
-    def one(_: asyncio.Future[None]) -> None:
-        left[0] -= 1
-        if left[0] == 0 and not done.done():
-            done.set_result(None)
-
-    for future in futures:
-        future.add_done_callback(one)
-    if not futures:
-        done.set_result(None)
-    return done
 
 
 def _report(task: asyncio.Future[list[str]]) -> None:

@@ -41,6 +41,7 @@ from .._wire import (
     H_STEP_START_SERIAL,
     H_STREAM,
     ChannelMessage,
+    Envelope,
     OutboundMessage,
     make_extras,
     read_envelope,
@@ -66,9 +67,10 @@ async def end_orphaned_run(channel: Channel, run_id: str, error: AITransportErro
     """
     agents = agent_client_ids if agent_client_ids is not None else frozenset(
         {channel.client_id} if channel.client_id else ())
-    start: ChannelMessage | None = None
-    streams: list[ChannelMessage] = []
-    step_starts: list[ChannelMessage] = []
+    # Each kept message with its envelope, read once.
+    start: tuple[ChannelMessage, Envelope] | None = None
+    streams: list[tuple[ChannelMessage, Envelope]] = []
+    step_starts: list[tuple[ChannelMessage, Envelope]] = []
     ended_steps: set[str] = set()
     page = await channel.history(limit=page_size, until_attach=False)
     for _ in range(max_pages):
@@ -82,16 +84,16 @@ async def end_orphaned_run(channel: Channel, run_id: str, error: AITransportErro
             if name in _LIFECYCLE:
                 if name in (EVENT_RUN_END, EVENT_RUN_SUSPEND):
                     return False  # its newest lifecycle event says it is not active
-                start = message
+                start = (message, envelope)
                 break
             transport = envelope.transport
             if name == EVENT_OUTPUT and transport.get(H_STREAM) == "true" \
                     and transport.get(H_STATUS) == "streaming":
-                streams.append(message)
+                streams.append((message, envelope))
             elif name == EVENT_STEP_END:
                 ended_steps.add(transport.get(H_STEP_START_SERIAL, ""))
             elif name == EVENT_STEP_START:
-                step_starts.append(message)
+                step_starts.append((message, envelope))
         if start is not None or not page.has_next():
             break
         page = await page.next()
@@ -99,45 +101,36 @@ async def end_orphaned_run(channel: Channel, run_id: str, error: AITransportErro
         logger.warning("orphaned run %s not found in %s's history; not ended", run_id,
                        channel.name)
         return False
-    for stream in reversed(streams):  # oldest first, as they were opened
-        await channel.append(stream.serial, "", _closed(stream.extras))
+    for stream, envelope in reversed(streams):  # oldest first, as they were opened
+        await channel.append(stream.serial, "", _closed(envelope))
     ends: list[OutboundMessage] = []
     salt = hashlib.sha256(f"{worker}\x00{run_id}".encode()).hexdigest()[:32]
-    for step in reversed(step_starts):
+    for step, envelope in reversed(step_starts):
         if step.serial not in ended_steps:
-            ends.append(_step_end(step, salt))
-    ends.append(_run_end(start, run_id, error, salt))
+            ends.append(_step_end(step.serial, envelope.transport, salt))
+    ends.append(_run_end(start[1].transport, run_id, error, salt))
     await channel.publish(ends)
     logger.warning("ended run %s on %s: %s", run_id, channel.name, error.message)
     return True
 
 
-def _transport(message: ChannelMessage) -> Mapping[str, str]:
-    envelope = read_envelope(message.extras)
-    assert envelope is not None
-    return envelope.transport
-
-
-def _closed(extras: object) -> dict[str, object]:
-    envelope = read_envelope(extras)
-    assert envelope is not None
+def _closed(envelope: Envelope) -> dict[str, object]:
     transport = dict(envelope.transport)
     transport[H_STATUS] = "cancelled"
     return make_extras(transport, envelope.codec)
 
 
-def _step_end(step: ChannelMessage, salt: str) -> OutboundMessage:
-    transport = dict(_transport(step))
-    transport[H_STEP_START_SERIAL] = step.serial
+def _step_end(serial: str, started: Mapping[str, str], salt: str) -> OutboundMessage:
+    transport = dict(started)
+    transport[H_STEP_START_SERIAL] = serial
     transport[H_STEP_REASON] = "failed"
-    step_id = hashlib.sha256(transport.get(H_STEP_ID, step.serial).encode()).hexdigest()[:16]
+    step_id = hashlib.sha256(transport.get(H_STEP_ID, serial).encode()).hexdigest()[:16]
     return OutboundMessage(EVENT_STEP_END, None, make_extras(transport),
                            f"orphan:{salt}:{step_id}")
 
 
-def _run_end(start: ChannelMessage, run_id: str, error: AITransportError,
+def _run_end(started: Mapping[str, str], run_id: str, error: AITransportError,
              salt: str) -> OutboundMessage:
-    started = _transport(start)
     headers = {H_RUN_ID: run_id, H_RUN_CLIENT_ID: started.get(H_RUN_CLIENT_ID, ""),
                H_RUN_REASON: "error"}
     for key in (H_INVOCATION_ID, H_INPUT_CLIENT_ID, H_INPUT_CODEC_MESSAGE_ID):
