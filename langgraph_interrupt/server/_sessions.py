@@ -156,13 +156,16 @@ class SessionPool:
         channel = self._factory(name)
         if inspect.isawaitable(channel):
             channel = await channel
-        # Not connected here: the first run's lookup attaches it, and reads history at the
-        # same time (see AgentSession), which saves a round trip on a conversation's first turn.
         session = AgentSession(channel, on_cancel=self._on_cancel, **self._options)
         if self._closed:  # shutdown began while connecting: do not leak the session
             await session.close()
             raise _shutting_down()
         self._sessions[name] = session
+        # The ATTACH leaves before the request creates its run: one loop turn for the SDK
+        # to write it, then the run is made while it is on its way. The run's lookup joins
+        # this attach (and needs no history read: the attach brings the newest inputs).
+        session.connect_nowait()
+        await asyncio.sleep(0)
         return session
 
     def _close_idle(self, name: str) -> None:

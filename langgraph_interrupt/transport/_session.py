@@ -183,6 +183,21 @@ class AgentSession:
         if not self._connected:
             await asyncio.shield(self._connect_soon())
 
+    def connect_nowait(self) -> asyncio.Future[None]:
+        """Start connecting now and return at once: a future of the attach, shared with
+        :meth:`connect` and with the first run's lookup.
+
+        For a server that has just opened a session for a request: the ATTACH is on its
+        way while the request's run is created, instead of after. The future's failure
+        (an attach refused) is reported by the run's start as well; awaiting it is
+        optional.
+        """
+        if self._closed:
+            raise SessionClosedError(unable_to("connect", "the session is closed"))
+        connecting = self._connect_soon()
+        connecting.add_done_callback(_retrieve)
+        return connecting
+
     def _connect_soon(self) -> asyncio.Future[None]:
         connecting = self._connecting
         if connecting is None or (connecting.done() and (connecting.cancelled()
@@ -501,3 +516,9 @@ class AgentSession:
             self._early.put(target.input_codec_message_id, target)
         elif run is not None:  # cancelled by its provisional id before start
             self._desk.consider(run, target)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's failure as seen (it is reported where the future is awaited)."""
+    if not future.cancelled():
+        future.exception()

@@ -75,7 +75,7 @@ async def timers() -> AsyncIterator[list[tuple[float, str]]]:
     loop.call_at = call_at  # type: ignore[method-assign]
 
 
-async def test_a_first_turn_asks_the_attach_for_recent_messages_and_sets_no_timer(
+async def test_a_first_turn_attaches_first_asks_for_recent_messages_and_sets_no_timer(
         serve, client: ClientSession, broker: InMemoryBroker,
         timers: list[tuple[float, str]]) -> None:
     """The new session's attach asks for the newest earlier messages (Ably delivers them
@@ -83,10 +83,12 @@ async def test_a_first_turn_asks_the_attach_for_recent_messages_and_sets_no_time
     so history is read once the attach is done, bounded at the attach point."""
     gated = Gated(broker.channel("ai:test-session", client_id="agent"))
     attach_options: list[dict[str, Any]] = []
+    runs_at_attach: list[int] = []
     attach = gated.attach
 
     async def recording(**options: Any) -> str | None:
         attach_options.append(options)
+        runs_at_attach.append(len(served.endpoint.sessions.sessions["ai:test-session"].runs))
         return await attach(**options)
 
     gated.attach = recording  # type: ignore[method-assign]
@@ -96,6 +98,7 @@ async def test_a_first_turn_asks_the_attach_for_recent_messages_and_sets_no_time
     await gated.first_started.wait()
     assert gated.started == ["attach"], "no history read while attaching"
     assert attach_options == [{"serial": False, "recent": 10}]
+    assert runs_at_attach == [0], "the ATTACH leaves before the request's run is made"
     gated.gate.set()
     response = await posting
     during = list(timers)
