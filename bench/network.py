@@ -499,7 +499,8 @@ def print_report(env: dict[str, Any], args: argparse.Namespace, out: dict[str, A
           f"ably {env['js']['ably']}, ai {env['js']['ai']}")
     print(f"command: {env['command']}")
     print(f"1-minute load average before the run: {env['load_average_1m']}")
-    print(f"this package's agent runs from: {env['agent_source']}")
+    print(f"this package's agent runs from: {env['agent_source']}, event loop "
+          f"{out.get('agent_loop')}")
     print("agents: this package (create_agent_app + AblyChannel, uvicorn, child process) and "
           "the official JS agent (createAgentSession + createRun per POST as its README, "
           "Node child); each behind its own proxy to the broker")
@@ -613,7 +614,8 @@ async def _run(args: argparse.Namespace, progress: bool, groups: list[str],
             py_proxy, js_proxy = proxies
             python_agent = await Child("this package's agent", [
                 sys.executable, str(ROOT / "bench" / "network_agent.py"),
-                "--ably-port", str(py_proxy.port), "--key", broker.key], ROOT,
+                "--ably-port", str(py_proxy.port), "--key", broker.key,
+                *(["--loop", args.agent_loop] if args.agent_loop != "auto" else [])], ROOT,
                 agent_env).start()
             children.append(python_agent)
             js_ably = js_client_options("127.0.0.1", js_proxy.port, key=broker.key)
@@ -654,9 +656,10 @@ async def _run(args: argparse.Namespace, progress: bool, groups: list[str],
             for proxy in proxies:
                 await proxy.close()
     package = children[0].info.get("package") if children else None
+    loop_name = children[0].info.get("loop", "asyncio") if children else None
     return {"results": results, "samples": raw, "counts": counts, "seconds": seconds,
             "agent_stderr": stderr, "traces": traces,
-            "agent_package": package,
+            "agent_package": package, "agent_loop": loop_name,
             "proxy": {"connections": sum(p.connections for p in proxies),
                       "bytes_up": sum(p.bytes[0] for p in proxies),
                       "bytes_down": sum(p.bytes[1] for p in proxies)}}
@@ -664,6 +667,9 @@ async def _run(args: argparse.Namespace, progress: bool, groups: list[str],
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agent-loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                        help="this package's agent's event loop (uvicorn's --loop; default "
+                        "auto: uvloop when installed, as uvicorn[standard] in production)")
     parser.add_argument("--delays", type=float, nargs="+", default=[0, 15, 50], metavar="MS",
                         help="one-way delays between each agent and the broker, in ms "
                         "(default 0 15 50)")
@@ -743,6 +749,7 @@ def main(argv: list[str] | None = None) -> int:
                                           for d, r in round_trips(out["results"]).items()},
                           "samples": {f"{d:g}": s for d, s in out["samples"].items()},
                           "proxy": out["proxy"], "agent_stderr": out["agent_stderr"],
+                          "agent_loop": out.get("agent_loop"),
                           "traces": {f"{d:g}": t for d, t in out["traces"].items()},
                           "elapsed_s": elapsed}, indent=2))
     else:

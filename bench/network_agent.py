@@ -1,6 +1,7 @@
 """This package's agent for ``bench/network.py``, run as a child process.
 
     .venv/bin/python bench/network_agent.py --ably-port PORT --key KEY [--multitask interrupt]
+        [--loop auto|asyncio|uvloop]
 
 Serves ``create_agent_app(agent, channel_factory=...)`` under uvicorn on 127.0.0.1 (any free
 port) with ``AblyChannel`` on one ably-python connection, as ``tests/js/harness.py`` does for
@@ -12,7 +13,10 @@ the delayed link. ``--multitask`` is the endpoint's multitask strategy (default
 ``bench/bargein.py`` runs one child with ``interrupt`` and one with ``concurrent``. Prints one
 JSON line ``{"port": N, "package": DIR, "multitask": S}`` (``package``: where
 ``langgraph_interrupt`` was imported from) once the HTTP socket listens, then serves until
-SIGTERM or SIGINT (then every open run ends ``cancelled``, as at any shutdown).
+SIGTERM or SIGINT (then every open run ends ``cancelled``, as at any shutdown). The event
+loop is uvicorn's choice, as the ``uvicorn`` command makes it (``--loop auto``: uvloop when
+installed, which ``uvicorn[standard]`` and this package's dev extra do); the JSON line names
+it (``"loop"``).
 
 The agent is a plain async ``(run, request)`` function (no LangGraph, so no graph cost is
 measured) that streams a scripted answer chosen by the POST body, the same script the
@@ -110,7 +114,8 @@ async def serve(ably_port: int, key: str, multitask: str = "concurrent") -> None
         loop.add_signal_handler(sig, setattr, server, "should_exit", True)
     print(json.dumps({"port": listener.getsockname()[1],
                       "package": os.path.dirname(langgraph_interrupt.__file__),
-                      "multitask": multitask}), flush=True)
+                      "multitask": multitask,
+                      "loop": type(loop).__module__.split(".")[0]}), flush=True)
     try:
         await server.serve(sockets=[listener])
     finally:
@@ -125,8 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--multitask", choices=MULTITASK, default="concurrent",
                         help="the endpoint's multitask strategy: what a new input does while "
                         "a run of its session streams (default concurrent)")
+    parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                        help="the event loop, as uvicorn's --loop: auto (the default) is uvloop "
+                        "when it is installed, as with uvicorn[standard] in production")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.ably_port, args.key, args.multitask))
+    loop_factory = uvicorn.Config(app=None, loop=args.loop).get_loop_factory()
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve(args.ably_port, args.key, args.multitask))
     return 0
 
 
