@@ -15,8 +15,8 @@ strings, structured values JSON strings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
@@ -121,6 +121,42 @@ class OutboundMessage:
     data: Any = None
     extras: Mapping[str, Any] | None = None
     id: str | None = None
+
+
+#: Ably's refusal of a multi-message publish whose client-supplied ids are not one base
+#: with each message's position (error 40031).
+BATCH_IDS_REFUSED: Final = ("Client-specified message ids do not match the required format "
+                            "for multi-message ProtocolMessages")
+
+
+def batch_ids(messages: Sequence[OutboundMessage], base: str) -> list[OutboundMessage]:
+    """The messages of one atomic publish, with the ids Ably requires of them.
+
+    When several messages are published together with client-supplied ids, Ably refuses
+    the publish (40031) unless every id is ``<base>:<index>``: one base, and each message's
+    position. Call it for any batch whose messages carry ids; ``base`` is the batch's
+    idempotency key (a retry with the same base is dropped as a whole). A single message
+    keeps its own id: the rule is only for batches.
+    """
+    if len(messages) < 2:
+        return list(messages)
+    return [replace(message, id=f"{base}:{index}") for index, message in enumerate(messages)]
+
+
+def batch_ids_refusal(ids: Sequence[str | None]) -> str | None:
+    """Why Ably would refuse these ids in one publish (40031), or ``None`` if it would not:
+    for the brokers that stand in for it."""
+    if len(ids) < 2 or all(id_ is None for id_ in ids):
+        return None
+    base = None
+    for index, id_ in enumerate(ids):
+        if not id_:
+            return "Client-specified message id cannot be empty"
+        head, colon, tail = id_.rpartition(":")
+        if not colon or not head or tail != str(index) or base not in (None, head):
+            return BATCH_IDS_REFUSED
+        base = head
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import ChannelError, ErrorCode, InvalidArgumentError, MutableMessagesDisabledError
-from .._wire import ChannelMessage, MessageAction, OutboundMessage, PresenceAction, PresenceEvent
+from .._wire import (
+    ChannelMessage,
+    MessageAction,
+    OutboundMessage,
+    PresenceAction,
+    PresenceEvent,
+    batch_ids_refusal,
+)
 from ._base import Listener, PresenceListener
 
 __all__ = ["InMemoryBroker", "InMemoryChannel", "WireRecord"]
@@ -260,6 +267,9 @@ class InMemoryChannel:
         for message in messages:  # validate the whole batch first: it is atomic
             if message.extras is not None and not isinstance(message.extras, Mapping):
                 raise InvalidArgumentError("unable to publish; extras must be an object")
+        refused = batch_ids_refusal([message.id for message in messages])
+        if refused is not None:  # as Ably: a batch's ids are one base with their positions
+            raise ChannelError(f"unable to publish; {refused}", code=40031)
         for i, message in enumerate(messages):
             if message.id is not None and message.id in state.by_id:
                 serials.append(state.by_id[message.id])  # idempotent retry: ack, no duplicate

@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from .._wire import ChannelMessage, OutboundMessage
+from .._errors import ChannelError
+from .._wire import ChannelMessage, OutboundMessage, batch_ids
 from ..channels import Channel, HistoryPage
 from ._inbox import Inbox
 
@@ -74,6 +75,23 @@ class ChannelConformance:
         serials = first + batch
         assert len(serials) == 3
         assert serials == sorted(serials) and len(set(serials)) == 3
+
+    async def test_a_batch_with_ids_needs_one_base_and_positions_as_ably_requires(
+            self, open_channel: OpenChannel, channel_name: str) -> None:
+        """Ably refuses (40031) several messages in one publish whose client-supplied ids
+        are not ``<base>:<index>``; the whole publish, as it is atomic."""
+        a, inbox_a, _, _ = await self._pair(open_channel, channel_name)
+        free = [OutboundMessage("m", "1", None, f"{channel_name}-a"),
+                OutboundMessage("m", "2", None, f"{channel_name}-b")]
+        with pytest.raises(ChannelError) as refused:
+            await a.publish(free)
+        assert refused.value.code == 40031
+        serials = await a.publish(batch_ids(free, channel_name))
+        got = await inbox_a.wait_count(lambda m: m.name == "m", 2)
+        assert [m.data for m in got] == ["1", "2"] and [m.serial for m in got] == serials
+        assert [m.id for m in got] == [f"{channel_name}:0", f"{channel_name}:1"]
+        single = await a.publish([OutboundMessage("m", "3", None, f"{channel_name}-c")])
+        assert len(single) == 1, "one message keeps any id"
 
     async def test_every_participant_receives_publishes_in_order_with_echo(
             self, open_channel: OpenChannel, channel_name: str) -> None:

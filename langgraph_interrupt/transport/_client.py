@@ -25,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence, Set
 from typing import Any
 
 from .._cancel import build_cancel
 from .._errors import InvalidArgumentError, SessionClosedError, unable_to
-from .._wire import EVENT_INPUT, ChannelMessage, OutboundMessage
+from .._wire import EVENT_INPUT, ChannelMessage, OutboundMessage, batch_ids
 from ..channels import Channel
 from ..codec import UIMessageDecoder
 from ._cancel_filter import active_by_client, runs_to_cancel
@@ -257,9 +258,9 @@ class ClientSession:
         if not run_ids:
             return
         stamp = time.time() * 1000  # one send time for the batch
-        await self._publish_cancels(
+        await self._publish_cancels(batch_ids(
             [build_cancel(run_id=run_id, reason=reason, sent_at=stamp) for run_id in run_ids],
-            run_ids=run_ids)
+            str(uuid.uuid4())), run_ids=run_ids)
 
     def active_runs(self, *, include_suspended: bool = False) -> dict[str | None, set[str]]:
         """The active runs by the client id they answer: ``{client_id: {run_id, ...}}``.

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from .._cancel import build_cancel
 from .._errors import RunRejectedError, unable_to
-from .._wire import H_RUN_ID, ChannelMessage, read_envelope
+from .._wire import H_RUN_ID, ChannelMessage, batch_ids, read_envelope
 from ..channels import Channel
 from ._multitask import RunGate
 from ._workers import WorkerRegistry
@@ -120,7 +121,8 @@ class ForeignRuns:
 
     def cancel(self, run_ids: list[str]) -> None:
         """Ask the workers serving ``run_ids`` to stop them (reason ``new_input``)."""
-        messages = [build_cancel(run_id=run_id, reason="new_input") for run_id in run_ids]
+        messages = batch_ids([build_cancel(run_id=run_id, reason="new_input")
+                              for run_id in run_ids], str(uuid.uuid4()))
         task = asyncio.ensure_future(self._channel.publish(messages))
         task.add_done_callback(_report)
 

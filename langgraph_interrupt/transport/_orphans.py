@@ -5,8 +5,9 @@ current attempt (from its newest ``ai-run-start``/``ai-run-resume``), and publis
 its dead worker never did: a closing append (``status:"cancelled"``) for each stream still
 ``streaming``, ``ai-step-end{failed}`` for a step still open, and ``ai-run-end{error}`` with
 the error's code and message, in that order (streams before the run ends, as every run of
-this package ends). The step and run ends carry ids derived from the run id and the dead
-worker's id, so two workers ending the same run publish each once; the worker id is known
+this package ends). The step and run ends go in one publish whose ids derive from the run
+id and the dead worker's id (a batch's ids are one base with each message's position, as
+Ably requires), so two workers ending the same run publish it once; the worker id is known
 only on the workers' control channel, so a client cannot take those ids first (the service
 would drop the real end as a duplicate of its message). Who decides a worker died is
 :mod:`._workers`'.
@@ -36,13 +37,13 @@ from .._wire import (
     H_RUN_ID,
     H_RUN_REASON,
     H_STATUS,
-    H_STEP_ID,
     H_STEP_REASON,
     H_STEP_START_SERIAL,
     H_STREAM,
     ChannelMessage,
     Envelope,
     OutboundMessage,
+    batch_ids,
     make_extras,
     read_envelope,
 )
@@ -107,9 +108,10 @@ async def end_orphaned_run(channel: Channel, run_id: str, error: AITransportErro
     salt = hashlib.sha256(f"{worker}\x00{run_id}".encode()).hexdigest()[:32]
     for step, envelope in reversed(step_starts):
         if step.serial not in ended_steps:
-            ends.append(_step_end(step.serial, envelope.transport, salt))
+            ends.append(_step_end(step.serial, envelope.transport))
     ends.append(_run_end(start[1].transport, run_id, error, salt))
-    await channel.publish(ends)
+    # One atomic publish; its ids are what Ably requires of a batch (one base, positions).
+    await channel.publish(batch_ids(ends, f"orphan:{salt}"))
     logger.warning("ended run %s on %s: %s", run_id, channel.name, error.message)
     return True
 
@@ -120,13 +122,12 @@ def _closed(envelope: Envelope) -> dict[str, object]:
     return make_extras(transport, envelope.codec)
 
 
-def _step_end(serial: str, started: Mapping[str, str], salt: str) -> OutboundMessage:
+def _step_end(serial: str, started: Mapping[str, str]) -> OutboundMessage:
+    """A step end; published with the run end, whose batch gives it its id."""
     transport = dict(started)
     transport[H_STEP_START_SERIAL] = serial
     transport[H_STEP_REASON] = "failed"
-    step_id = hashlib.sha256(transport.get(H_STEP_ID, serial).encode()).hexdigest()[:16]
-    return OutboundMessage(EVENT_STEP_END, None, make_extras(transport),
-                           f"orphan:{salt}:{step_id}")
+    return OutboundMessage(EVENT_STEP_END, None, make_extras(transport))
 
 
 def _run_end(started: Mapping[str, str], run_id: str, error: AITransportError,

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..._wire import batch_ids_refusal
 from ._auth import ClientIdentity
 from ._faults import Faults
 from ._messages import Inbound, Record, Version
@@ -244,6 +245,9 @@ class Hub:
         lost_ack = self.faults.check_publish(
             channel, has_mutation=has_mutation, has_append=has_append
         )
+        refused = None if has_mutation else batch_ids_refusal([m.id for m in inbounds])
+        if refused is not None:  # a batch's client ids: one base with their positions
+            raise AblyError(40031, 400, refused)
         total = sum(m.size for m in inbounds)
         if total > self.max_message_size:
             raise AblyError.too_large(total, self.max_message_size)
