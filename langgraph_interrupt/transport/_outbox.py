@@ -115,6 +115,26 @@ class Outbox:
 
         return self.submit(f"publish {message.name}", start)
 
+    def publish_together(self, what: str, messages_of: Callable[[str], list[OutboundMessage]],
+                         *, target: Target | None = None) -> asyncio.Future[list[str]]:
+        """Publish several messages in one atomic publish (one protocol message, one
+        acknowledgement), built by ``messages_of(target serial)`` once it is known; the
+        future resolves to their serials. Their ids must suit a batch (``batch_ids``)."""
+        channel, check = self._channel, self._check
+
+        async def start(serial: str) -> list[str]:
+            messages = messages_of(serial)
+            serials = await channel.publish(messages)
+            if len(serials) != len(messages):
+                raise ChannelError(unable_to("publish", "the channel returned "
+                                             f"{len(serials)} serials for {len(messages)}"))
+            if check is not None:
+                for each in serials:
+                    check(each)
+            return serials
+
+        return self.submit(what, start, target=target)
+
     def append(self, target: Target, data: str, extras: Mapping[str, Any], *,
                report: bool = True) -> asyncio.Future[None]:
         """Append ``data`` to the message at ``target`` (sent once its serial is known).

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ChannelError, unable_to
-from .._wire import OutboundMessage, RunEndReason, StepEndReason, make_extras
+from .._wire import EVENT_RUN_END, OutboundMessage, RunEndReason, StepEndReason, make_extras
 from ..codec import Chunk, UIMessageEncoder
 from ._outbox import Outbox
 from ._output import MessageWriter
@@ -111,6 +111,24 @@ class RunPublisher:
     def end_step(self, reason: StepEndReason) -> None:
         """End the open step, if any (in order, even before its start is acknowledged)."""
         self.steps.end(self._run._h, reason)
+
+    def end_run(self, step_reason: StepEndReason, transport: dict[str, str]) -> None:
+        """End the open step, if any, and the run (``ai-run-end`` with ``transport``): in
+        one publish when a step is open, so the run's end costs one acknowledgement."""
+        run_end = OutboundMessage(EVENT_RUN_END, None, make_extras(transport),
+                                  self._run._next_id())
+        together = self.steps.end(self._run._h, step_reason, then=run_end)
+        if together is None:
+            self.outbox.publish(run_end)
+            return
+
+        def refused(future: asyncio.Future[Any]) -> None:
+            # The refusal is reported; the run must still end on the wire, alone (its own
+            # id: the batch's were others). Settling waits for it (in_flight).
+            if not future.cancelled() and future.exception() is not None:
+                self.outbox.publish(run_end)
+
+        together.add_done_callback(refused)
 
     async def settled(self, *, fatal: bool = True) -> None:
         """Wait for every publish so far; raise the first refusal not yet reported (and,

@@ -40,7 +40,6 @@ from .._errors import (
 )
 from .._invocation import Invocation
 from .._wire import (
-    EVENT_RUN_END,
     EVENT_RUN_RESUME,
     EVENT_RUN_START,
     EVENT_RUN_SUSPEND,
@@ -475,13 +474,13 @@ class Run(Steerable):
             self._publisher.cancel_streams()
         except AITransportError as exc:
             logger.warning("run %s: closing streams before the end failed: %s", self.run_id, exc)
-        self._publisher.end_step(STEP_END[reason])
         wire = None
         if reason == "error":
             wire = as_error(error) if error is not None else StreamError(
                 unable_to("complete run", "agent reported an error"))
-        try:
-            self._publish(EVENT_RUN_END, self._h.run_end(reason, wire, self.signal.reason))
+        try:  # the open step's end and the run's, in one publish
+            self._publisher.end_run(STEP_END[reason],
+                                    self._h.run_end(reason, wire, self.signal.reason))
         finally:
             self.state = "ended"
             self.end_reason = reason

@@ -11,8 +11,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
+from typing import Any
 
-from .._wire import EVENT_STEP_END, EVENT_STEP_START, OutboundMessage, StepEndReason, make_extras
+from .._wire import (
+    EVENT_STEP_END,
+    EVENT_STEP_START,
+    OutboundMessage,
+    StepEndReason,
+    batch_ids,
+    make_extras,
+)
 from ._headers import RunHeaders
 from ._outbox import Outbox
 
@@ -59,11 +67,17 @@ class Steps:
             self.open = (begun[0], serial)
         return self.open
 
-    def end(self, headers: RunHeaders, reason: StepEndReason) -> None:
-        """Send ``ai-step-end`` for the begun or open step (a no-op without one)."""
+    def end(self, headers: RunHeaders, reason: StepEndReason,
+            then: OutboundMessage | None = None) -> asyncio.Future[Any] | None:
+        """Send ``ai-step-end`` for the begun or open step; the future of its publish, or
+        ``None`` (nothing sent) without one.
+
+        ``then``: a message that follows the step end in the same publish (the run's end:
+        one protocol message and one acknowledgement instead of two).
+        """
         step: tuple[str, str | asyncio.Future[str]] | None = self.open or self._begun
         if step is None:
-            return
+            return None
         self.open = self._begun = None
         step_id, serial = step
         message_id = self._next_id()
@@ -72,9 +86,13 @@ class Steps:
             return OutboundMessage(EVENT_STEP_END, None, make_extras(
                 headers.step_end(step_id, serial, reason)), message_id)
 
+        if then is not None:
+            return self._outbox.publish_together(
+                f"publish {EVENT_STEP_END} and {then.name}",
+                lambda serial: batch_ids([message(serial), then], message_id), target=serial)
         if isinstance(serial, str):
-            self._outbox.publish(message(serial))
-            return
+            return self._outbox.publish(message(serial))
         channel = self._outbox.channel  # begun: the end waits for the start's serial
-        self._outbox.submit(f"publish {EVENT_STEP_END}",
-                            lambda serial: channel.publish([message(serial)]), target=serial)
+        return self._outbox.submit(f"publish {EVENT_STEP_END}",
+                                   lambda serial: channel.publish([message(serial)]),
+                                   target=serial)
