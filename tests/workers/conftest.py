@@ -19,11 +19,11 @@ from ably import AblyRealtime  # type: ignore[import-untyped]
 from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-from langgraph_interrupt import ClientSession
+from langgraph_interrupt import ClientSession, SendHandle
 from langgraph_interrupt.channels import AblyChannel
 from langgraph_interrupt.testing._postgres import PostgresCluster
 
-from .processes import CHECKPOINTS, BrokerProcess, database
+from .processes import CHECKPOINTS, BrokerProcess, WorkerProcess, database
 
 #: The broker's presence leave timeout for a lost connection, in milliseconds.
 LEAVE_TIMEOUT_MS = 1000
@@ -87,6 +87,16 @@ async def connect(broker: BrokerProcess) -> AsyncIterator[Connect]:
 def ticks(client: ClientSession) -> int:
     """How many ``data-tick`` parts (``slow_job``'s progress) the client has folded."""
     return sum(1 for m in client.messages for p in m["parts"] if p["type"] == "data-tick")
+
+
+async def start_slow_job(worker: WorkerProcess, client: ClientSession) -> SendHandle:
+    """Ask for the slow job, POST it to ``worker`` and wait until its tool has ticked once
+    (the run is mid-tool there); the handle knows its run id."""
+    handle = await client.send("slow job please")
+    assert (await worker.post(handle.invocation.to_json())).status_code == 200
+    await client.wait_for(lambda s: ticks(s) >= 1, timeout=10)
+    assert handle.run_id is not None
+    return handle
 
 
 def last_text(client: ClientSession) -> str:

@@ -37,6 +37,7 @@ from .conftest import (
     Connect,
     committed,
     last_text,
+    start_slow_job,
     ticks,
     wait_committed,
 )
@@ -103,9 +104,7 @@ async def test_a_forged_presence_leave_and_a_forged_run_end_do_not_end_a_live_ru
         broker: BrokerProcess) -> None:
     a, b, c = deployment.ensure("a", "b", "c")
     client = await connect(session_name)
-    handle = await client.send("slow job please")
-    assert (await a.post(handle.invocation.to_json())).status_code == 200
-    await client.wait_for(lambda s: ticks(s) >= 1, timeout=10)
+    handle = await start_slow_job(a, client)
     run_id = handle.run_id
     assert run_id is not None
 
@@ -166,9 +165,7 @@ async def test_a_user_cannot_keep_a_dead_workers_run_active_by_taking_its_end_id
     (started again by the next test that needs it)."""
     a, b, c = deployment.ensure("a", "b", "c")
     client = await connect(session_name)
-    handle = await client.send("slow job please")
-    assert (await a.post(handle.invocation.to_json())).status_code == 200
-    await client.wait_for(lambda s: ticks(s) >= 1, timeout=10)
+    handle = await start_slow_job(a, client)
     run_id = handle.run_id
     assert run_id is not None
     squatter = AblyRealtime(**broker.client_options("user-squatter", capability=USER_CAPABILITY))
@@ -196,9 +193,7 @@ async def test_a_worker_killed_mid_tool_has_its_run_ended_error_and_the_thread_r
     """Last in the module: it kills A (a later test would start it again)."""
     a, b, c = deployment.ensure("a", "b", "c")
     client = await connect(session_name)
-    handle = await client.send("slow job please")
-    assert (await a.post(handle.invocation.to_json())).status_code == 200
-    await client.wait_for(lambda s: ticks(s) >= 1, timeout=10)  # mid-tool
+    handle = await start_slow_job(a, client)  # mid-tool
     # A's checkpoint of the model's step (its tool call) is written while the tool runs
     # (LangGraph's "async" durability): the repair of an open call needs it committed.
     await wait_committed(postgres, session_name,

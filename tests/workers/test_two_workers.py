@@ -18,7 +18,7 @@ from langgraph_interrupt import ClientSession
 from langgraph_interrupt.testing import find_history_errors
 from langgraph_interrupt.testing._postgres import PostgresCluster
 
-from .conftest import Connect, committed, last_text, ticks
+from .conftest import Connect, committed, last_text, start_slow_job
 from .processes import BrokerProcess, Deployment
 
 pytestmark = pytest.mark.timeout(45)
@@ -102,9 +102,7 @@ async def test_sigterm_on_a_mid_run_ends_it_cancelled_shutdown_and_b_ends_nothin
     """Last in the module: it stops A (a later test would start it again)."""
     a, b = deployment.ensure("a", "b")
     client = await connect(session_name)
-    handle = await client.send("slow job please")
-    assert (await a.post(handle.invocation.to_json())).status_code == 200
-    await client.wait_for(lambda s: ticks(s) >= 1, timeout=10)
+    handle = await start_slow_job(a, client)
 
     a.terminate()
     ended = await handle.wait_ended(timeout=10)
@@ -138,9 +136,7 @@ async def test_a_new_message_posted_to_b_interrupts_the_run_a_serves(
     order: list[tuple[str | None, str | None]] = []
     client.channel.subscribe(lambda m: m.name in ("ai-run-start", "ai-run-end") and order.append(
         (m.name, (m.extras or {}).get("ai", {}).get("transport", {}).get("run-id"))))
-    slow = await client.send("slow job please")
-    assert (await a.post(slow.invocation.to_json())).status_code == 200
-    await client.wait_for(lambda s: ticks(s) >= 1, timeout=10)
+    slow = await start_slow_job(a, client)
     first = slow.run_id
     worker_a = (await a.state())["worker_id"]
     deadline = asyncio.get_running_loop().time() + 10
