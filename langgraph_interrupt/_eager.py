@@ -48,6 +48,9 @@ class _Rest:
         while True:
             try:
                 yield yielded  # the task waits for it, then resumes us (or throws into us)
+            except GeneratorExit:  # a pending task garbage-collected: close, as a task would
+                coro.close()  # (the coroutine may be collected, so closed, already)
+                raise
             except BaseException as exc:  # handed to the coroutine, as a task would
                 try:
                     yielded = coro.throw(exc)
