@@ -159,6 +159,35 @@ def batch_ids_refusal(ids: Sequence[str | None]) -> str | None:
     return None
 
 
+# -- Ably's channel lifecycle metachannel (service metadata, not the AI Transport) ---------
+#: Channels whose names start so are the service's metadata: nobody publishes there.
+META_PREFIX: Final = "[meta]"
+#: Where Ably announces each channel becoming active (``channel.opened``) and inactive.
+LIFECYCLE_CHANNEL: Final = "[meta]channel.lifecycle"
+EVENT_CHANNEL_OPENED: Final = "channel.opened"
+EVENT_CHANNEL_CLOSED: Final = "channel.closed"
+
+
+def channel_details(channel: str, connections: int) -> dict[str, Any]:
+    """Ably's ``ChannelDetails`` for ``channel`` held by ``connections`` connections (the
+    data of a lifecycle event), as the brokers that stand in for Ably publish it."""
+    return {"channelId": channel, "status": {"isActive": connections > 0, "occupancy": {
+        "metrics": {"connections": connections, "publishers": connections,
+                    "subscribers": connections, "presenceConnections": 0,
+                    "presenceMembers": 0, "presenceSubscribers": 0}}}}
+
+
+def opened_channel(message: ChannelMessage) -> str | None:
+    """The channel a ``channel.opened`` lifecycle event announces; ``None`` for any other
+    message, and for one whose data is not a ``ChannelDetails`` naming a plain channel."""
+    if message.name != EVENT_CHANNEL_OPENED or not isinstance(message.data, Mapping):
+        return None
+    channel = message.data.get("channelId")
+    if not isinstance(channel, str) or not channel or channel.startswith(META_PREFIX):
+        return None
+    return channel
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelMessage:
     """A message as a subscriber or a history page sees it.

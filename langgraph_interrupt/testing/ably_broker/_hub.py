@@ -9,20 +9,25 @@ attachments with the real service's per-subscriber semantics:
   append receives the full aggregate as ``message.update`` instead (then later fragments);
 * the publisher gets its own messages back unless it connected with ``echo=false``.
 
+Attachments feed the channel lifecycle (``_lifecycle``): the hub publishes its
+``[meta]channel.lifecycle`` events as the service, and refuses any client's publish there.
+
 It also computes what an ATTACH returns: a fresh attach serial, or, when the client sends a
 ``channelSerial`` the channel can still resume from, the missed deliveries (``RESUMED``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..._wire import batch_ids_refusal
+from ..._wire import LIFECYCLE_CHANNEL, META_PREFIX, batch_ids_refusal
 from ._auth import ClientIdentity
 from ._faults import Faults
+from ._lifecycle import Lifecycle
 from ._messages import Inbound, Record, Version
 from ._protocol import AblyError, Action, Format, MessageAction, encode_frame
 from ._store import ChannelStore, Event, SerialClock, Store
@@ -146,6 +151,7 @@ class Hub:
         self.max_message_size = max_message_size
         self.append_name = append_name
         self._attachments: dict[str, dict[Subscriber, Attachment]] = {}
+        self.lifecycle = Lifecycle(self._announce)
 
     @property
     def clock(self) -> SerialClock:
@@ -166,6 +172,7 @@ class Hub:
         """Attach ``subscriber``; resumes from ``channel_serial`` when the channel still can."""
         store = self.store.channel(channel)
         self.detach(channel, subscriber)
+        self.lifecycle.hold(channel, subscriber.connection_id)
         if channel_serial and self.clock.owns(channel_serial):
             events = store.events_after(channel_serial)
             if events is not None:
@@ -229,6 +236,7 @@ class Hub:
 
     def clear(self) -> None:
         self._attachments.clear()
+        self.lifecycle.clear()
 
     # ------------------------------------------------------------------ publishing
 
@@ -240,6 +248,8 @@ class Hub:
         Raises ``AblyError`` without side effects when the publish is rejected (with them for
         an ``after_apply`` fault).
         """
+        if channel.startswith(META_PREFIX):
+            raise AblyError(40160, 401, f"unable to publish on metachannel {channel!r}")
         has_mutation = any(m.is_mutation for m in inbounds)
         has_append = any(m.is_append for m in inbounds)
         lost_ack = self.faults.check_publish(
@@ -317,6 +327,20 @@ class Hub:
         if lost_ack is not None:  # an ``after_apply`` fault: applied, but reported as failed
             raise lost_ack
         return serials
+
+    def _announce(self, name: str, details: dict[str, Any]) -> None:
+        """Publish a lifecycle event as the service: no client id, no connection."""
+        store = self.store.channel(LIFECYCLE_CHANNEL)
+        prefix, now = self.clock.allocate()
+        serial = SerialClock.serial(prefix, 0)
+        data = json.dumps(details, separators=(",", ":"))
+        record = Record(id=f"meta:{prefix}", serial=serial, action=MessageAction.CREATE,
+                        timestamp=now, version=Version(serial, now), name=name, data=data,
+                        encoding="json")
+        store.add(record, len(data))
+        event = Event(serial, f"meta:{prefix}", now, (record,), None)
+        store.log_event(event)
+        self._fan_out(store, event)
 
     def _fan_out(self, store: ChannelStore, event: Event) -> None:
         subs = self._attachments.get(store.name)

@@ -271,6 +271,8 @@ class RealtimeServer:
         self.presence.leave_connection(session.id)
         for channel in list(session.attachments):
             self.hub.detach(channel, session)
+        for channel in {*session.attachments, *session.saved}:
+            self.hub.lifecycle.release(channel, session.id)
         session.attachments.clear()
         session.saved.clear()
         for handle in (session.expiry, session.token_timer):
@@ -342,6 +344,7 @@ class RealtimeServer:
         elif action == Action.DETACH:
             channel = _channel_name(pm)
             self.hub.detach(channel, session)
+            self.hub.lifecycle.release(channel, session.id)
             session.attachments.pop(channel, None)
             session.saved.pop(channel, None)
             self.presence.leave_connection(session.id, channel)
