@@ -9,7 +9,9 @@ joiners, idempotent publish ids, ephemeral messages kept out of history. It also
 faults (failed appends, a channel without the mutable-messages rule, a participant whose
 connection dies: :meth:`InMemoryChannel.crash`) so failure paths can be tested without a
 network. Presence (:class:`~._base.PresenceChannel`) is kept per channel, members keyed by
-connection and client id, delivered in order with the messages.
+connection and client id, delivered in order with the messages. As on Ably, a channel's
+first attachment and its last detach are announced on ``[meta]channel.lifecycle``
+(``channel.opened`` / ``channel.closed``), where nobody may publish.
 
 Everything runs on one event loop; nothing here is thread-safe, by design (the transport
 hops to the loop before touching a channel).
@@ -29,12 +31,17 @@ from typing import Any
 
 from .._errors import ChannelError, ErrorCode, InvalidArgumentError, MutableMessagesDisabledError
 from .._wire import (
+    EVENT_CHANNEL_CLOSED,
+    EVENT_CHANNEL_OPENED,
+    LIFECYCLE_CHANNEL,
+    META_PREFIX,
     ChannelMessage,
     MessageAction,
     OutboundMessage,
     PresenceAction,
     PresenceEvent,
     batch_ids_refusal,
+    channel_details,
 )
 from ._base import Listener, PresenceListener
 
@@ -171,6 +178,22 @@ class InMemoryBroker:
         self._last_ms = max(self._last_ms, now)
         return f"{self._last_ms:014d}-{next(self._counter):09d}@memory:0", self._last_ms
 
+    def _lifecycle(self, event: str, state: _ChannelState) -> None:
+        """Announce ``state`` opened or closed on the lifecycle metachannel, as the service."""
+        if state.name.startswith(META_PREFIX):
+            return
+        meta = self._channels.get(LIFECYCLE_CHANNEL)
+        if meta is None:
+            meta = self._channels[LIFECYCLE_CHANNEL] = _ChannelState(LIFECYCLE_CHANNEL)
+        serial, ms = self._next_serial()
+        stored = _Stored(serial, event, channel_details(state.name, len(state.handles)), None,
+                         None, "", f"meta:{serial}", ms, serial)
+        meta.serials.append(serial)
+        meta.messages[serial] = stored
+        snapshot = stored.snapshot("message.create")
+        for handle in meta.handles:
+            handle._deliver(snapshot)
+
     def _record(self, op: str, handle: InMemoryChannel, stored: _Stored, data: Any,
                 extras: Mapping[str, Any] | None, version: str) -> None:
         assert self.records is not None
@@ -239,6 +262,8 @@ class InMemoryChannel:
             self._attached = True
             self._attach_serial = self._state.last_serial
             self._state.handles.append(self)
+            if len(self._state.handles) == 1:
+                self._broker._lifecycle(EVENT_CHANNEL_OPENED, self._state)
         return self._attach_serial
 
     async def detach(self) -> None:
@@ -247,6 +272,8 @@ class InMemoryChannel:
             self._attached = False
             self._state.handles.remove(self)
             self._pending.clear()
+            if not self._state.handles:
+                self._broker._lifecycle(EVENT_CHANNEL_CLOSED, self._state)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -259,6 +286,8 @@ class InMemoryChannel:
 
     async def publish(self, messages: Sequence[OutboundMessage]) -> list[str]:
         self._alive("publish")
+        if self.name.startswith(META_PREFIX):
+            raise ChannelError(f"unable to publish on metachannel {self.name!r}", code=40160)
         self._broker._fault("publish")
         state = self._state
         index = next(self._msg_serial)
@@ -302,6 +331,8 @@ class InMemoryChannel:
 
     def _mutate(self, op: str, serial: str, data: Any, extras: Mapping[str, Any]) -> None:
         self._alive(op)
+        if self.name.startswith(META_PREFIX):
+            raise ChannelError(f"unable to {op} on metachannel {self.name!r}", code=40160)
         broker = self._broker
         broker._fault(op)
         if not isinstance(extras, Mapping):
@@ -418,6 +449,8 @@ class InMemoryChannel:
             self._attached = False
             self._state.handles.remove(self)
             self._pending.clear()
+            if not self._state.handles:  # Ably: once the connection is gone for good
+                self._broker._lifecycle(EVENT_CHANNEL_CLOSED, self._state)
         loop = asyncio.get_running_loop()
         if leave_after > 0:
             loop.call_later(leave_after, self._leave)

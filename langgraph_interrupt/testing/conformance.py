@@ -24,7 +24,14 @@ from typing import Any
 import pytest
 
 from .._errors import ChannelError
-from .._wire import ChannelMessage, OutboundMessage, batch_ids
+from .._wire import (
+    EVENT_CHANNEL_CLOSED,
+    LIFECYCLE_CHANNEL,
+    ChannelMessage,
+    OutboundMessage,
+    batch_ids,
+    opened_channel,
+)
 from ..channels import Channel, HistoryPage
 from ._inbox import Inbox
 
@@ -47,7 +54,13 @@ async def _all_history(channel: Channel, limit: int = 100) -> list[ChannelMessag
 
 
 class ChannelConformance:
-    """The promises of the ``Channel`` protocol, as tests. See the module docstring."""
+    """The promises of the ``Channel`` protocol, as tests. See the module docstring.
+
+    Set ``announces_lifecycle = False`` for a backend without Ably's
+    ``[meta]channel.lifecycle`` events; the agent endpoint's ``prewarm`` needs them.
+    """
+
+    announces_lifecycle = True
 
     @pytest.fixture
     def channel_name(self) -> str:
@@ -234,3 +247,28 @@ class ChannelConformance:
         await a.publish([OutboundMessage("m", "1")])
         await inbox_b.wait_for(lambda m: m.name == "m")
         assert removed.messages == []
+
+    async def test_a_channel_opening_and_closing_is_announced_on_the_lifecycle_channel(
+            self, open_channel: OpenChannel, channel_name: str) -> None:
+        """As Ably: ``channel.opened`` at a channel's first attachment, ``channel.closed``
+        once nobody holds it; nobody publishes on the metachannel (40160)."""
+        if not self.announces_lifecycle:
+            pytest.skip("this backend does not announce channel lifecycle events")
+        watcher = await open_channel(LIFECYCLE_CHANNEL, "agent")
+        events = Inbox()
+        watcher.subscribe(events)
+        await watcher.attach(serial=False)
+        a, _, b, _ = await self._pair(open_channel, channel_name)
+        opened = await events.wait_for(lambda m: opened_channel(m) == channel_name)
+        assert opened.client_id is None and opened.data["status"]["isActive"] is True
+        await a.detach()
+        await b.detach()
+        closed = await events.wait_for(lambda m: m.name == EVENT_CHANNEL_CLOSED
+                                       and m.data.get("channelId") == channel_name)
+        assert closed.data["status"]["isActive"] is False
+        ours = [m for m in events.messages if isinstance(m.data, dict)
+                and m.data.get("channelId") == channel_name]
+        assert [m.name for m in ours] == ["channel.opened", "channel.closed"]
+        with pytest.raises(ChannelError) as refused:
+            await watcher.publish([OutboundMessage("channel.opened", {"channelId": "x"})])
+        assert refused.value.code == 40160
