@@ -40,8 +40,11 @@ from .._errors import (
     RunRejectedError,
     SessionClosedError,
 )
+from .._wire import LIFECYCLE_CHANNEL
+from ..channels import Channel
 from ..transport import OnCancel, Run, WorkerRegistry
 from ..transport._multitask import MultitaskStrategy, RunGate
+from ._prewarm import SessionWarmer
 from ._request import AgentRequest, RequestRejected, check_content_type, parse_body, read_body
 from ._sessions import ChannelFactory, SessionPolicy, SessionPool
 
@@ -125,9 +128,12 @@ class AgentEndpoint:
                  multitask: MultitaskStrategy = "concurrent", max_active_runs: int | None = None,
                  max_queued_runs: int = 16, multitask_overrides: Collection[str] = (),
                  run_timeout: float | None = None, workers: str | WorkerRegistry | None = None,
-                 drain_timeout: float = 5.0) -> None:
+                 drain_timeout: float = 5.0, prewarm: bool | Channel = False,
+                 max_warm_sessions: int = 100) -> None:
         if max_body_bytes <= 0:
             raise InvalidArgumentError("max_body_bytes must be positive")
+        if max_warm_sessions < 0:
+            raise InvalidArgumentError("max_warm_sessions must not be negative")
         if drain_timeout < 0:
             raise InvalidArgumentError("drain_timeout must not be negative")
         RunGate(multitask, max_active=max_active_runs, max_queued=max_queued_runs,
@@ -139,27 +145,55 @@ class AgentEndpoint:
                    "run_timeout": run_timeout, **(session_options or {})}
         self.sessions = SessionPool(channel_factory, allow_session=allow_session,
                                     on_cancel=on_cancel, idle_timeout=session_idle_timeout,
-                                    session_options=options)
+                                    session_options=options, max_warm=max_warm_sessions)
         self._max_body = max_body_bytes
         self._shutdown_timeout = shutdown_timeout
         self._drain_timeout = drain_timeout
         self._factory = channel_factory
         self._workers_spec = workers
+        self._prewarm = prewarm
         #: This worker's place among the others, once :meth:`start` made it (``workers``).
         self.workers: WorkerRegistry | None = None
+        #: Follows the lifecycle channel to open sessions early, once started (``prewarm``).
+        self.warmer: SessionWarmer | None = None
         self._starting: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
 
+    @property
+    def _needs_start(self) -> bool:
+        return ((self._workers_spec is not None and self.workers is None)
+                or (self._prewarm is not False and self.warmer is None))
+
     async def start(self) -> None:
-        """Join the other workers (``workers``), if any. :func:`create_agent_app` calls it
-        at startup (after your lifespan entered); the first request otherwise. Idempotent."""
-        if self._workers_spec is None:
+        """Join the other workers (``workers``) and start prewarming (``prewarm``), if
+        asked. :func:`create_agent_app` calls it at startup (after your lifespan entered);
+        the first request otherwise. Idempotent."""
+        if not self._needs_start:
             return
         if self._starting is None or (self._starting.done() and (
                 self._starting.cancelled() or self._starting.exception() is not None)):
-            self._starting = asyncio.ensure_future(self._join())
+            self._starting = asyncio.ensure_future(self._start())
         await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
+        if self._workers_spec is not None and self.workers is None:
+            await self._join()
+        if self._prewarm is not False and self.warmer is None:
+            lifecycle = self._prewarm
+            if lifecycle is True:
+                try:
+                    made = self._factory(LIFECYCLE_CHANNEL)
+                    lifecycle = await made if inspect.isawaitable(made) else made
+                except Exception as exc:  # requests are served all the same, as before
+                    logger.error("prewarm is off: channel_factory(%r) failed: %r",
+                                 LIFECYCLE_CHANNEL, exc)
+                    self._prewarm = False
+                    return
+            assert not isinstance(lifecycle, bool)
+            warmer = SessionWarmer(lifecycle, self.sessions.warm)
+            await warmer.start()  # a failure is logged: requests are served all the same
+            self.warmer = warmer
 
     async def _join(self) -> None:
         spec = self._workers_spec
@@ -189,7 +223,7 @@ class AgentEndpoint:
             if self._closing:
                 raise RequestRejected(503, "unable to start run; the agent is shutting down",
                                       code=ErrorCode.SESSION_CLOSED)
-            if self._workers_spec is not None and self.workers is None:
+            if self._needs_start:
                 await self.start()
             check_content_type(request.headers.get("content-type"))
             raw = await read_body(request.stream(), limit=self._max_body,
@@ -281,6 +315,8 @@ class AgentEndpoint:
             return
         self._closing = True
         try:
+            if self.warmer is not None:
+                await self.warmer.close()  # no session opens from here on
             await self._drain()
             await self.sessions.close(timeout=self._shutdown_timeout)
             tasks = set(self._tasks)
@@ -348,6 +384,7 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
                      multitask_overrides: Collection[str] = (),
                      run_timeout: float | None = None,
                      workers: str | WorkerRegistry | None = None, drain_timeout: float = 5.0,
+                     prewarm: bool | Channel = False, max_warm_sessions: int = 100,
                      lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]]
                      | None = None) -> Starlette:
     """An ASGI app serving the agent endpoint the JS client (and ``useChat``) POSTs to.
@@ -388,6 +425,12 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
             presence timeout (``docs/deployment.md``).
         drain_timeout: at shutdown (SIGTERM), how long open runs may take to finish their
             current step before they are ended ``cancelled`` (reason ``shutdown``).
+        prewarm: open a session as soon as a client opens its channel, from Ably's
+            ``[meta]channel.lifecycle`` (``True``: that channel made with
+            ``channel_factory``; or your own handle on it), so that the first turn of a
+            conversation is answered without a round trip to Ably. Off by default: each
+            worker then attaches to every channel clients open (``docs/deployment.md``).
+        max_warm_sessions: prewarming opens no session while this many are open.
         lifespan: your own lifespan; it is entered first and exited last, after every run
             has ended (close your Ably client there).
 
@@ -407,7 +450,8 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
                              session_options=session_options, multitask=multitask,
                              max_active_runs=max_active_runs, max_queued_runs=max_queued_runs,
                              multitask_overrides=multitask_overrides, run_timeout=run_timeout,
-                             workers=workers, drain_timeout=drain_timeout)
+                             workers=workers, drain_timeout=drain_timeout, prewarm=prewarm,
+                             max_warm_sessions=max_warm_sessions)
 
     @asynccontextmanager
     async def run_lifespan(app: Starlette) -> AsyncIterator[Any]:

@@ -12,6 +12,9 @@ starts is buffered and honoured (a freshly opened session finds earlier cancels 
 Why close idle ones: each open session holds a channel attachment (Ably limits channels per
 connection) and an index of recent inputs; a server sees many conversations.
 
+Prewarming (``_prewarm``) opens a session before its first request (:meth:`SessionPool.warm`),
+up to ``max_warm`` open sessions; it then idles out like any other.
+
 Requests hold a session while they use it (:meth:`SessionPool.acquire` /
 :meth:`SessionPool.release`), from before the run is created until its agent returns, so a
 session is never closed under a run. A session being closed is waited for before the same
@@ -43,6 +46,10 @@ ChannelFactory: TypeAlias = Callable[[str], "Channel | Awaitable[Channel]"]
 SessionPolicy: TypeAlias = Callable[[str], "bool | Awaitable[bool]"] | Collection[str]
 
 
+#: Names waiting to be prewarmed at most; more are dropped (a flood of channels opening).
+_MAX_TO_WARM = 1024
+
+
 def _shutting_down() -> RequestRejected:
     return RequestRejected(503, "unable to start run; the agent is shutting down",
                            code=ErrorCode.SESSION_CLOSED)
@@ -57,12 +64,13 @@ class SessionPool:
         on_cancel: the sessions' cancel authorisation hook.
         idle_timeout: seconds a session without runs stays open; ``None``: until shutdown.
         session_options: more keyword arguments for :class:`AgentSession`.
+        max_warm: :meth:`warm` opens no session while this many are open.
     """
 
     def __init__(self, channel_factory: ChannelFactory, *,
                  allow_session: SessionPolicy | None = None, on_cancel: OnCancel | None = None,
                  idle_timeout: float | None = 300.0,
-                 session_options: dict[str, Any] | None = None) -> None:
+                 session_options: dict[str, Any] | None = None, max_warm: int = 100) -> None:
         self._factory = channel_factory
         self._policy = allow_session
         self._on_cancel = on_cancel
@@ -73,6 +81,9 @@ class SessionPool:
         self._closing: dict[str, asyncio.Task[None]] = {}
         self._users: dict[str, int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._to_warm: dict[str, None] = {}  # an ordered set
+        self._warmer: asyncio.Future[None] | None = None
+        self._max_warm = max_warm
         self._closed = False
 
     def configure(self, **options: Any) -> None:
@@ -112,6 +123,44 @@ class SessionPool:
         if self._idle_timeout is not None and name in self._sessions and not self._closed:
             loop = asyncio.get_running_loop()
             self._timers[name] = loop.call_later(self._idle_timeout, self._close_idle, name)
+
+    def warm(self, name: str) -> None:
+        """Open the session ``name`` ahead of its first request, if the policy serves it,
+        it is not open yet and fewer than ``max_warm`` sessions are open. Never raises: a
+        refusal or a failure is logged. Names are taken one at a time, in order, so the
+        limit holds however many arrive at once. The session then idles out as after a
+        request."""
+        if (self._closed or not isinstance(name, str) or not name or name in self._sessions
+                or name in self._opening or name in self._to_warm):
+            return
+        if len(self._to_warm) >= _MAX_TO_WARM:  # a flood of channels opening
+            logger.debug("not prewarming session %r: %d waiting", name, len(self._to_warm))
+            return
+        self._to_warm[name] = None
+        if self._warmer is None or self._warmer.done():
+            self._warmer = asyncio.ensure_future(self._warm_all())
+
+    async def _warm_all(self) -> None:
+        while self._to_warm and not self._closed:
+            name = next(iter(self._to_warm))
+            try:
+                open_ = len(self._sessions) + len(self._opening)
+                if name in self._sessions or name in self._opening:
+                    continue
+                if open_ >= self._max_warm:
+                    logger.debug("not prewarming session %r: %d sessions open", name, open_)
+                    continue
+                try:
+                    await self.acquire(name)
+                except RequestRejected as exc:
+                    logger.debug("not prewarming session %r: %s", name, exc.message)
+                    continue
+                except Exception:
+                    logger.exception("prewarming session %r failed", name)
+                    continue
+                self.release(name)  # no request holds it: its idle timer starts
+            finally:
+                self._to_warm.pop(name, None)
 
     async def _get(self, name: str) -> AgentSession:
         session = self._sessions.get(name)
@@ -197,6 +246,9 @@ class SessionPool:
         then is cancelled; the runs' terminal publishes came before the detach.
         """
         self._closed = True
+        if self._warmer is not None:  # an open it started closes its session itself
+            self._warmer.cancel()
+        self._to_warm.clear()
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
