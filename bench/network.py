@@ -325,6 +325,9 @@ def summarise(samples: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             rows = [s[which] for s in by["turns"]]
             if rows:
                 figures[f"{which}_post_ms"] = _median([r["postMs"] for r in rows])
+                handled = [r["postServerMs"] for r in rows if r.get("postServerMs") is not None]
+                if handled:
+                    figures[f"{which}_post_server_ms"] = _median(handled)
                 figures[f"{which}_start_ms"] = _median([r["startMs"] for r in rows])
                 figures[f"{which}_delta_ms"] = _median([r["firstDeltaMs"] for r in rows])
                 figures[f"{which}_send_ms"] = _median([r["sendMs"] for r in rows])
@@ -414,6 +417,8 @@ def timelines(samples: list[dict[str, Any]], events: dict[str, list[WireEvent]],
 ROWS = [  # (key, label, unit)
     ("first_post_ms", "POST answered, first turn", "ms"),
     ("next_post_ms", "POST answered, next turn", "ms"),
+    ("first_post_server_ms", "POST handled in the agent, first turn", "ms"),
+    ("next_post_server_ms", "POST handled in the agent, next turn", "ms"),
     ("first_start_ms", "send -> ai-run-start, first turn", "ms"),
     ("next_start_ms", "send -> ai-run-start, next turn", "ms"),
     ("first_delta_ms", "send -> first text delta, first turn", "ms"),
@@ -506,7 +511,9 @@ def print_report(env: dict[str, Any], args: argparse.Namespace, out: dict[str, A
           "Node child); each behind its own proxy to the broker")
     print(f"scripts: text {args.text_tokens} tokens at {args.text_interval_ms:g} ms; hold "
           f"{args.hold_tokens} tokens at {args.hold_interval_ms:g} ms (cancelled); fast "
-          f"{args.tokens} tokens, no pause; {args.think_ms:g} ms pause after each run ended")
+          f"{args.tokens} tokens, no pause; {args.think_ms:g} ms pause after each run ended; "
+          f"{args.open_ms:g} ms from a conversation's channel opening to its first send; "
+          f"this package's agent {'prewarms' if args.prewarm else 'does not prewarm'} sessions")
     for delay, figures in results.items():
         n, took = out["counts"][delay], out["seconds"][delay]
         print(f"\n== one-way delay {delay:g} ms between each agent and the broker "
@@ -575,6 +582,7 @@ def _config(args: argparse.Namespace, delay: float, broker: Broker,
         },
         "turnsPerConversation": args.turns_per_conversation,
         "thinkMs": args.think_ms,
+        "openMs": args.open_ms,
         "seed": args.seed,
         "timeoutMs": int(args.step_timeout * 1000),
         # the fast answer may take a round trip per token (an agent awaiting each append)
@@ -615,7 +623,8 @@ async def _run(args: argparse.Namespace, progress: bool, groups: list[str],
             python_agent = await Child("this package's agent", [
                 sys.executable, str(ROOT / "bench" / "network_agent.py"),
                 "--ably-port", str(py_proxy.port), "--key", broker.key,
-                *(["--loop", args.agent_loop] if args.agent_loop != "auto" else [])], ROOT,
+                *(["--loop", args.agent_loop] if args.agent_loop != "auto" else []),
+                *(["--prewarm"] if args.prewarm else [])], ROOT,
                 agent_env).start()
             children.append(python_agent)
             js_ably = js_client_options("127.0.0.1", js_proxy.port, key=broker.key)
@@ -694,6 +703,12 @@ def main(argv: list[str] | None = None) -> int:
                         "(default 20)")
     parser.add_argument("--think-ms", type=float, default=250.0,
                         help="pause after each run ended, before the next send (default 250)")
+    parser.add_argument("--open-ms", type=float, default=0.0,
+                        help="turns: pause between a conversation's channel opening and its "
+                        "first send, as a user reading and typing (default 0)")
+    parser.add_argument("--prewarm", action="store_true",
+                        help="this package's agent opens a session when a client opens its "
+                        "channel (create_agent_app(prewarm=True)), before the first POST")
     parser.add_argument("--turns-per-conversation", type=int, default=10,
                         help="cancel, stop and fast-answer turns per conversation (default 10)")
     parser.add_argument("--only", nargs="+", choices=GROUPS,

@@ -1,7 +1,7 @@
 """This package's agent for ``bench/network.py``, run as a child process.
 
     .venv/bin/python bench/network_agent.py --ably-port PORT --key KEY [--multitask interrupt]
-        [--loop auto|asyncio|uvloop]
+        [--loop auto|asyncio|uvloop] [--prewarm]
 
 Serves ``create_agent_app(agent, channel_factory=...)`` under uvicorn on 127.0.0.1 (any free
 port) with ``AblyChannel`` on one ably-python connection, as ``tests/js/harness.py`` does for
@@ -16,7 +16,14 @@ JSON line ``{"port": N, "package": DIR, "multitask": S}`` (``package``: where
 SIGTERM or SIGINT (then every open run ends ``cancelled``, as at any shutdown). The event
 loop is uvicorn's choice, as the ``uvicorn`` command makes it (``--loop auto``: uvloop when
 installed, which ``uvicorn[standard]`` and this package's dev extra do); the JSON line names
-it (``"loop"``).
+it (``"loop"``). ``--prewarm`` turns on the endpoint's ``prewarm`` (a session opens when
+a client opens its channel, from ``[meta]channel.lifecycle``); the agent then serves only the
+conversations the benchmark names for it (``-python-`` in the name), so that it does not
+attach to the JS agent's.
+
+Every answer says how long the agent took for it, ``Server-Timing: app;dur=<ms>`` (from
+the ASGI call to the answer's head: :class:`ServerTiming`), as the JS agent does; the driver
+reports it next to the POST's round trip, which at 0 ms delay is mostly the client's.
 
 The agent is a plain async ``(run, request)`` function (no LangGraph, so no graph cost is
 measured) that streams a scripted answer chosen by the POST body, the same script the
@@ -36,6 +43,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -85,7 +93,31 @@ async def agent(run: Run, request: AgentRequest) -> None:
     await run.end(result)
 
 
-async def serve(ably_port: int, key: str, multitask: str = "concurrent") -> None:
+class ServerTiming:
+    """ASGI middleware: a ``Server-Timing: app;dur=<ms>`` header on every HTTP answer."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                took = (time.perf_counter() - started) * 1000
+                headers = [*message.get("headers", []),
+                           (b"server-timing", f"app;dur={took:.3f}".encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, timed)
+
+
+async def serve(ably_port: int, key: str, multitask: str = "concurrent",
+                prewarm: bool = False) -> None:
     options = python_client_options("127.0.0.1", ably_port, key=key, client_id="py-agent")
     ably = AblyRealtime(**options)
 
@@ -96,10 +128,15 @@ async def serve(ably_port: int, key: str, multitask: str = "concurrent") -> None
         finally:  # after every run ended: the agent's connection goes last
             await ably.close()
 
-    strategy = {} if multitask == "concurrent" else {"multitask": multitask}
+    options: dict[str, Any] = {} if multitask == "concurrent" else {"multitask": multitask}
+    if prewarm:  # only when asked: commits from before it run too (--agent-ref)
+        options["prewarm"] = True
+
+    def allow(name: str) -> bool:
+        return name.startswith("ai:") and (not prewarm or "-python-" in name)
+
     app = create_agent_app(agent, channel_factory=lambda name: AblyChannel(ably, name),
-                           allow_session=lambda name: name.startswith("ai:"),
-                           lifespan=lifespan, **strategy)
+                           allow_session=allow, lifespan=lifespan, **options)
     # proto=IPPROTO_TCP, as uvicorn binds its own sockets: asyncio turns Nagle off only on
     # sockets whose proto says TCP, and socket.create_server's (and every socket accepted
     # from it) says 0. Without it an answer that uvicorn writes in two segments (head, then
@@ -108,13 +145,14 @@ async def serve(ably_port: int, key: str, multitask: str = "concurrent") -> None
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(ServerTiming(app), lifespan="on",
+                                           log_level="warning"))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, setattr, server, "should_exit", True)
     print(json.dumps({"port": listener.getsockname()[1],
                       "package": os.path.dirname(langgraph_interrupt.__file__),
-                      "multitask": multitask,
+                      "multitask": multitask, "prewarm": prewarm,
                       "loop": type(loop).__module__.split(".")[0]}), flush=True)
     try:
         await server.serve(sockets=[listener])
@@ -133,10 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="the event loop, as uvicorn's --loop: auto (the default) is uvloop "
                         "when it is installed, as with uvicorn[standard] in production")
+    parser.add_argument("--prewarm", action="store_true",
+                        help="open a session when a client opens its channel (the endpoint's "
+                        "prewarm), before its first POST")
     args = parser.parse_args(argv)
     loop_factory = uvicorn.Config(app=None, loop=args.loop).get_loop_factory()
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(args.ably_port, args.key, args.multitask))
+        runner.run(serve(args.ably_port, args.key, args.multitask, args.prewarm))
     return 0
 
 

@@ -15,6 +15,9 @@
 // them, text-end, finish-step, finish), the same as the Python agent's. The sleep between
 // deltas stops at the run's abortSignal, as streamText stops at its abortSignal.
 //
+// Every answer says how long the agent took for it: `Server-Timing: app;dur=<ms>` (from the
+// request event to the answer's head), as bench/network_agent.py does.
+//
 // Prints {"port": N} once listening; exits on SIGTERM/SIGINT after closing the Ably client.
 import http from 'node:http';
 import * as Ably from 'ably';
@@ -59,6 +62,7 @@ async function readJson(req) {
 }
 
 async function handle(req, res) {
+  const received = performance.now(); // the POST's own time, for Server-Timing
   const body = await readJson(req);
   const invocation = Invocation.fromJSON(body);
   const session = createAgentSession({ client: ably, channelName: invocation.sessionName });
@@ -85,7 +89,10 @@ async function handle(req, res) {
   background.add(work);
   work.finally(() => background.delete(work));
 
-  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.writeHead(200, {
+    'Content-Type': 'application/json',
+    'Server-Timing': `app;dur=${(performance.now() - received).toFixed(3)}`,
+  });
   res.end(JSON.stringify({ runId: run.runId, invocationId: run.invocationId }));
 }
 

@@ -7,7 +7,10 @@
 // config: { ably: <ably-js options without clientId>, agents: [{name, url, mode?}, ...], prefix,
 //           groups: ["turns", "cancel", "stop", "tokens", "bargein"], samples: {turns, cancel,
 //           stop, tokens, bargein}, scripts: {text, hold, fast} ({tokens, intervalMs} each),
-//           turnsPerConversation, thinkMs, seed, timeoutMs, tokensTimeoutMs }
+//           turnsPerConversation, thinkMs, openMs, seed, timeoutMs, tokensTimeoutMs }
+//
+// openMs (turns only): the pause between a conversation's channel opening and its first send,
+// as a user reads and types; an agent that prewarms sessions attaches meanwhile.
 //
 // The "bargein" group (bench/bargein.py) barges in on a streaming answer; an agent's `mode`
 // says how: "interrupt" (view.send + POST of the new message; the agent's multitask strategy
@@ -136,7 +139,13 @@ async function post(agent, run, scenario, script) {
   });
   const body = await response.json();
   if (!response.ok) throw new Error(`POST answered ${response.status}: ${JSON.stringify(body)}`);
-  return body;
+  return { body, serverMs: serverTiming(response.headers.get('server-timing')) };
+}
+
+/** The agent's own time for the POST, from its `Server-Timing: app;dur=<ms>` header. */
+function serverTiming(header) {
+  const match = /(?:^|,)\s*app;dur=([0-9.]+)/.exec(header ?? '');
+  return match ? Number(match[1]) : null;
 }
 
 /**
@@ -149,7 +158,7 @@ async function turn(conversation, agent, scenario, script) {
   const sent = now();
   const startSeen = run.started.then(() => now());
   startSeen.catch(() => {});
-  await post(agent, run, scenario, script);
+  const { serverMs } = await post(agent, run, scenario, script);
   const posted = now();
   const started = await withTimeout(startSeen, `ai-run-start of ${agent.name}'s ${scenario} run`);
   const output = await conversation.until(() => conversation.outputs.get(run.inputCodecMessageId), 'the first text delta');
@@ -161,6 +170,7 @@ async function turn(conversation, agent, scenario, script) {
     figures: {
       sendMs: sent - t0,
       postMs: posted - sent,
+      postServerMs: serverMs,
       startMs: started - t0,
       firstDeltaMs: output.first - t0,
       epochMs: performance.timeOrigin + t0, // for bench/network.py --trace
@@ -201,6 +211,7 @@ const groups = {
     async sample(agent, index) {
       const conversation = await new Conversation(agent.client, conversationName(agent, 'turns', index)).connect();
       try {
+        if (config.openMs) await sleep(config.openMs);
         const first = await turn(conversation, agent, 'text', config.scripts.text);
         await conversation.ended(first.runId, 'complete');
         await sleep(config.thinkMs);
@@ -313,7 +324,7 @@ async function bargeSend(conversation, agent, t0) {
   const sent = now();
   const startSeen = run.started.then(() => now());
   startSeen.catch(() => {});
-  const answer = await post(agent, run, 'barge', config.scripts.text);
+  const { body: answer } = await post(agent, run, 'barge', config.scripts.text);
   const posted = now();
   return { run, sentMs: sent - t0, postMs: posted - sent, startSeen, answer };
 }
