@@ -11,7 +11,8 @@ connection dies: :meth:`InMemoryChannel.crash`) so failure paths can be tested w
 network. Presence (:class:`~._base.PresenceChannel`) is kept per channel, members keyed by
 connection and client id, delivered in order with the messages. As on Ably, a channel's
 first attachment and its last detach are announced on ``[meta]channel.lifecycle``
-(``channel.opened`` / ``channel.closed``), where nobody may publish.
+(``channel.opened`` / ``channel.closed``), where nobody may publish; unlike Ably, these
+events are not kept in history (a long-lived broker would grow with every channel).
 
 Everything runs on one event loop; nothing here is thread-safe, by design (the transport
 hops to the loop before touching a channel).
@@ -180,16 +181,12 @@ class InMemoryBroker:
 
     def _lifecycle(self, event: str, state: _ChannelState) -> None:
         """Announce ``state`` opened or closed on the lifecycle metachannel, as the service."""
-        if state.name.startswith(META_PREFIX):
-            return
         meta = self._channels.get(LIFECYCLE_CHANNEL)
-        if meta is None:
-            meta = self._channels[LIFECYCLE_CHANNEL] = _ChannelState(LIFECYCLE_CHANNEL)
+        if state.name.startswith(META_PREFIX) or meta is None or not meta.handles:
+            return
         serial, ms = self._next_serial()
         stored = _Stored(serial, event, channel_details(state.name, len(state.handles)), None,
-                         None, "", f"meta:{serial}", ms, serial)
-        meta.serials.append(serial)
-        meta.messages[serial] = stored
+                         None, "", f"meta:{serial}", ms, serial)  # delivered, not kept
         snapshot = stored.snapshot("message.create")
         for handle in meta.handles:
             handle._deliver(snapshot)
