@@ -60,6 +60,10 @@ logger = logging.getLogger("langgraph_interrupt.transport")
 #: Messages a new attach asks to be delivered from before it (Ably's ``rewind``): a run's
 #: input is usually among the newest, and then needs no history read.
 _RECENT_INPUTS = 10
+#: An attached session looks for a missing input in history only this long after the POST
+#: (seconds): the input is almost always on its way live, and a history read started at
+#: once costs a REST request and, on a fast link, delays handling the input it races.
+_HISTORY_GRACE = 0.05
 _ENDS = (EVENT_RUN_END, EVENT_RUN_SUSPEND)
 
 
@@ -341,16 +345,25 @@ class AgentSession:
         earlier messages to be delivered with it (``recent``), and the input a POST names
         was usually published just before. Only if the attach brought nothing is history
         read: one round trip in all on a conversation's first turn, two at worst.
+
+        A session already attached sees every input published since it attached: the one
+        a POST names is on its way (the client published it before POSTing). History is
+        read only if it has not arrived ``_HISTORY_GRACE`` after the POST, for an input
+        published before the session attached. That bound is cancelled, never waited,
+        when the input arrives live.
         """
         loop = asyncio.get_running_loop()
         future = self._inputs.waiter(event_id)
         aborted = asyncio.ensure_future(run.signal.wait())
-        deadline = loop.time() + self._trigger_timeout
+        now = loop.time()
+        deadline = now + self._trigger_timeout
+        grace = min(_HISTORY_GRACE, self._trigger_timeout / 2)
+        read_at = now + grace if connecting.done() else now
         scanning: asyncio.Future[HistoryScan] | None = None
         read = False
         try:
             while True:
-                if not read and connecting.done():
+                if not read and connecting.done() and loop.time() >= read_at:
                     connecting.result()
                     read = True
                     scanning = asyncio.ensure_future(scan_history(
@@ -361,7 +374,8 @@ class AgentSession:
                     waiting.add(scanning)
                 elif not read:
                     waiting.add(connecting)
-                done, _ = await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()),
+                until = deadline if read or not connecting.done() else min(deadline, read_at)
+                done, _ = await asyncio.wait(waiting, timeout=max(0.0, until - loop.time()),
                                              return_when=asyncio.FIRST_COMPLETED)
                 if future.done():  # live first: the read is not waited for
                     return future.result()
@@ -373,7 +387,7 @@ class AgentSession:
                     if found.trigger is not None:
                         self._found_cancels[run] = found.cancels
                         return found.trigger
-                if not done:
+                if not done and loop.time() >= deadline:
                     raise InputEventNotFoundError(unable_to(
                         "start run",
                         f"input event {event_id!r} not found on {self.channel.name!r}"))

@@ -145,3 +145,102 @@ async def test_an_input_that_is_not_on_the_channel_gets_404_after_the_trigger_ti
     assert response.status_code == 404
     assert response.json()["error"]["code"] == 104010
     assert served.endpoint.tasks == set(), "no agent was started"
+
+
+class HeldInputs:
+    """The agent's channel, holding back (or dropping) live ``ai-input`` deliveries."""
+
+    def __init__(self, inner: Channel) -> None:
+        self.inner = inner
+        self.hold = False
+        self.drop = False
+        self.held: list[tuple[Any, Any]] = []
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def subscribe(self, listener: Any) -> Any:
+        def filtered(message: Any) -> None:
+            if message.name == "ai-input" and self.drop:
+                return
+            if message.name == "ai-input" and self.hold:
+                self.held.append((listener, message))
+                return
+            listener(message)
+
+        return self.inner.subscribe(filtered)
+
+    def release(self) -> None:
+        self.hold = False
+        held, self.held = self.held, []
+        for listener, message in held:
+            listener(message)
+
+    async def history(self, **options: Any) -> Any:
+        self.reads += 1
+        return await self.inner.history(**options)
+
+
+async def _warm(serve: Any, client: ClientSession, broker: InMemoryBroker,
+                **options: Any) -> tuple[Any, HeldInputs]:
+    """An endpoint whose session is attached (a first turn done), its channel wrapped."""
+    channel = HeldInputs(broker.channel("ai:test-session", client_id="agent"))
+    served = await serve(ScriptedAgent(), channel_factory=lambda name: channel, **options)
+    first = await client.send("hi")
+    assert (await served.post(first.invocation.to_json())).status_code == 200
+    await first.wait_ended(timeout=5)
+    channel.reads = 0
+    return served, channel
+
+
+async def test_an_attached_session_waits_for_a_late_live_input_without_reading_history(
+        serve, client: ClientSession, broker: InMemoryBroker,
+        timers: list[tuple[float, str]]) -> None:
+    """The POST arrives before its input (the usual race over a real network): the
+    session is attached, so the input is on its way; no history read is started, and the
+    bound on it never fires."""
+    served, channel = await _warm(serve, client, broker)
+    channel.hold = True
+    handle = await client.send("and now?")
+    session = served.endpoint.sessions.sessions["ai:test-session"]
+    created = asyncio.Event()
+    create_run = session.create_run
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        created.set()  # the POST then looks for its input before it yields
+        return create_run(*args, **kwargs)
+
+    session.create_run = recording  # type: ignore[method-assign]
+    timers.clear()
+    posting = asyncio.create_task(served.post(handle.invocation.to_json()))
+    await created.wait()
+    assert session._inputs._waiters, "the POST waits for its input"
+    channel.release()
+    response = await posting
+
+    assert response.status_code == 200
+    assert (await handle.wait_ended(timeout=5)).status == "complete"
+    assert channel.reads == 0, "no history read raced the live input"
+    assert [t for t in timers if "/transport/_session" in t[1]] == []
+
+
+async def test_an_attached_session_finds_an_input_from_before_its_attach_in_history(
+        serve, client: ClientSession, broker: InMemoryBroker) -> None:
+    """An input published before the session attached (and not delivered with the attach:
+    this backend ignores ``recent``) is read from history once the short grace has passed,
+    well within the trigger timeout."""
+    channel = HeldInputs(broker.channel("ai:test-session", client_id="agent"))
+    served = await serve(ScriptedAgent(), channel_factory=lambda name: channel)
+    handle = await client.send("hi")  # before the agent's session exists
+    served.endpoint.sessions.warm("ai:test-session")
+    warming = served.endpoint.sessions._warmer
+    assert warming is not None
+    await warming
+    await served.endpoint.sessions.sessions["ai:test-session"].connect()  # attached
+
+    response = await served.post(handle.invocation.to_json())
+
+    assert response.status_code == 200
+    assert channel.reads == 1
+    assert response.json()["runId"] == (await handle.wait_started(timeout=5)).run_id
