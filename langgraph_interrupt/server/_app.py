@@ -430,7 +430,8 @@ def create_agent_app(agent: Agent | Any, *, channel_factory: ChannelFactory,
             ``channel_factory``; or your own handle on it), so that the first turn of a
             conversation is answered without a round trip to Ably. Off by default: each
             worker then attaches to every channel clients open (``docs/deployment.md``).
-        max_warm_sessions: prewarming opens no session while this many are open.
+        max_warm_sessions: prewarming keeps at most this many sessions open: it closes the
+            one idle the longest to open another, never one in use.
         lifespan: your own lifespan; it is entered first and exited last, after every run
             has ended (close your Ably client there).
 

@@ -12,8 +12,9 @@ starts is buffered and honoured (a freshly opened session finds earlier cancels 
 Why close idle ones: each open session holds a channel attachment (Ably limits channels per
 connection) and an index of recent inputs; a server sees many conversations.
 
-Prewarming (``_prewarm``) opens a session before its first request (:meth:`SessionPool.warm`),
-up to ``max_warm`` open sessions; it then idles out like any other.
+Prewarming (``_prewarm``) opens a session before its first request (:meth:`SessionPool.warm`);
+at ``max_warm`` open sessions it first closes the one idle the longest. A prewarmed session
+then idles out like any other.
 
 Requests hold a session while they use it (:meth:`SessionPool.acquire` /
 :meth:`SessionPool.release`), from before the run is created until its agent returns, so a
@@ -64,7 +65,7 @@ class SessionPool:
         on_cancel: the sessions' cancel authorisation hook.
         idle_timeout: seconds a session without runs stays open; ``None``: until shutdown.
         session_options: more keyword arguments for :class:`AgentSession`.
-        max_warm: :meth:`warm` opens no session while this many are open.
+        max_warm: :meth:`warm` keeps at most this many sessions open (closing idle ones).
     """
 
     def __init__(self, channel_factory: ChannelFactory, *,
@@ -125,8 +126,9 @@ class SessionPool:
             self._timers[name] = loop.call_later(self._idle_timeout, self._close_idle, name)
 
     def warm(self, name: str) -> None:
-        """Open the session ``name`` ahead of its first request, if the policy serves it,
-        it is not open yet and fewer than ``max_warm`` sessions are open. Never raises: a
+        """Open the session ``name`` ahead of its first request, if the policy serves it
+        and it is not open yet. At ``max_warm`` open sessions, the one idle the longest is
+        closed to make room; when none is idle, ``name`` is not opened. Never raises: a
         refusal or a failure is logged. Names are taken one at a time, in order, so the
         limit holds however many arrive at once. The session then idles out as after a
         request."""
@@ -144,12 +146,18 @@ class SessionPool:
         while self._to_warm and not self._closed:
             name = next(iter(self._to_warm))
             try:
-                open_ = len(self._sessions) + len(self._opening)
                 if name in self._sessions or name in self._opening:
                     continue
-                if open_ >= self._max_warm:
-                    logger.debug("not prewarming session %r: %d sessions open", name, open_)
-                    continue
+                if len(self._sessions) + len(self._opening) >= self._max_warm:
+                    # Make room: the session idle the longest goes (a page opened now is
+                    # likelier to send soon); one in use never does.
+                    idle = next(iter(self._timers), None)
+                    if idle is None:
+                        logger.debug("not prewarming session %r: %d sessions open, none "
+                                     "idle", name, len(self._sessions) + len(self._opening))
+                        continue
+                    self._timers[idle].cancel()
+                    self._close_idle(idle)
                 try:
                     await self.acquire(name)
                 except RequestRejected as exc:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from langgraph_interrupt import ClientSession, InMemoryBroker
-from langgraph_interrupt._wire import ChannelMessage
+from langgraph_interrupt._wire import ChannelMessage, opened_channel
 from langgraph_interrupt.channels import InMemoryChannel
 
 from .conftest import ScriptedAgent, Served
@@ -86,24 +86,43 @@ async def test_a_client_opening_its_channel_opens_the_session_before_any_post(
     assert len(factory.made["ai:chat-1"]) == 1
 
 
-async def test_prewarming_follows_the_session_policy_and_the_limit(
+async def test_prewarming_follows_the_policy_and_makes_room_by_closing_idle_sessions(
         serve, broker: InMemoryBroker, clients, caplog) -> None:
     factory = Factory(broker)
     served = await serve(ScriptedAgent(), channel_factory=factory, prewarm=True,
                          allow_session=lambda name: name.startswith("ai:"),
                          max_warm_sessions=2)
+    pool = served.endpoint.sessions
     caplog.set_level(logging.DEBUG, logger="langgraph_interrupt.server")
-    for name in ("lobby", "ai:one", "ai:two", "ai:three"):
-        await clients(name)
-    await factory.wait_made("ai:two")
-    warming = served.endpoint.sessions._warmer
-    assert warming is not None
-    await warming  # every name taken, in order
 
-    assert sorted(served.endpoint.sessions.sessions) == ["ai:one", "ai:two"]
+    async def warmed(*names: str) -> None:
+        for name in names:
+            await clients(name)
+        await factory.wait_made(names[-1])
+        warming = pool._warmer
+        assert warming is not None
+        await warming  # every name taken, in order
+
+    await warmed("lobby", "ai:one", "ai:two", "ai:three")
     assert "lobby" not in factory.made, "the policy refused it before a channel was made"
-    assert any("ai:three" in r.getMessage() and "2 sessions open" in r.getMessage()
+    assert sorted(pool.sessions) == ["ai:three", "ai:two"], "ai:one, idle longest, went"
+
+    for name in ("ai:two", "ai:three"):
+        await pool.acquire(name)  # both in use now
+    seen = asyncio.Event()  # a watcher after the endpoint's: it has the event by then
+    watcher = broker.channel("[meta]channel.lifecycle", client_id="test")
+    watcher.subscribe(lambda m: seen.set() if opened_channel(m) == "ai:four" else None)
+    await watcher.attach()
+    await clients("ai:four")
+    await seen.wait()
+    warming = pool._warmer
+    assert warming is not None
+    await warming
+    assert sorted(pool.sessions) == ["ai:three", "ai:two"], "a session in use never goes"
+    assert any("ai:four" in r.getMessage() and "none idle" in r.getMessage()
                for r in caplog.records)
+    for name in ("ai:two", "ai:three"):
+        pool.release(name)
 
 
 async def test_a_prewarmed_session_idles_out_like_any_other(
