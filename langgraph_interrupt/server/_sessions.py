@@ -132,8 +132,8 @@ class SessionPool:
         refusal or a failure is logged. Names are taken one at a time, in order, so the
         limit holds however many arrive at once. The session then idles out as after a
         request."""
-        if (self._closed or not isinstance(name, str) or not name or name in self._sessions
-                or name in self._opening or name in self._to_warm):
+        if (self._closed or self._max_warm <= 0 or not isinstance(name, str) or not name
+                or name in self._sessions or name in self._opening or name in self._to_warm):
             return
         if len(self._to_warm) >= _MAX_TO_WARM:  # a flood of channels opening
             logger.debug("not prewarming session %r: %d waiting", name, len(self._to_warm))
@@ -151,12 +151,14 @@ class SessionPool:
                 if len(self._sessions) + len(self._opening) >= self._max_warm:
                     # Make room: the session idle the longest goes (a page opened now is
                     # likelier to send soon); one in use never does.
-                    idle = next(iter(self._timers), None)
+                    idle = self._longest_idle()
                     if idle is None:
                         logger.debug("not prewarming session %r: %d sessions open, none "
                                      "idle", name, len(self._sessions) + len(self._opening))
                         continue
-                    self._timers[idle].cancel()
+                    timer = self._timers.get(idle)
+                    if timer is not None:
+                        timer.cancel()
                     self._close_idle(idle)
                 try:
                     await self.acquire(name)
@@ -169,6 +171,12 @@ class SessionPool:
                 self.release(name)  # no request holds it: its idle timer starts
             finally:
                 self._to_warm.pop(name, None)
+
+    def _longest_idle(self) -> str | None:
+        """The open session idle the longest (its idle timer the oldest), if any is idle."""
+        for name in self._timers:  # in the order the sessions became idle
+            return name
+        return next((name for name in self._sessions if not self._users.get(name)), None)
 
     async def _get(self, name: str) -> AgentSession:
         session = self._sessions.get(name)

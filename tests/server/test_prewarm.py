@@ -173,3 +173,30 @@ async def test_a_lifecycle_channel_that_cannot_be_attached_leaves_prewarm_off(
 
     assert response.status_code == 200
     assert any("prewarm is off" in r.getMessage() for r in caplog.records)
+
+
+async def test_without_idle_timeout_prewarming_still_makes_room_and_zero_turns_it_off(
+        serve, broker: InMemoryBroker, clients) -> None:
+    factory = Factory(broker)
+    served = await serve(ScriptedAgent(), channel_factory=factory, prewarm=True,
+                         session_idle_timeout=None, max_warm_sessions=1)
+    pool = served.endpoint.sessions
+    for name in ("ai:one", "ai:two"):
+        await clients(name)
+        await factory.wait_made(name)
+        warming = pool._warmer
+        assert warming is not None
+        await warming
+    assert sorted(pool.sessions) == ["ai:two"], "ai:one, idle, made room"
+
+    off = Factory(broker)
+    unwarmed = await serve(ScriptedAgent(), channel_factory=off, prewarm=True,
+                           max_warm_sessions=0)
+    seen = asyncio.Event()  # a watcher after the endpoint's: it has the event by then
+    watcher = broker.channel("[meta]channel.lifecycle", client_id="test")
+    watcher.subscribe(lambda m: seen.set() if opened_channel(m) == "ai:three" else None)
+    await watcher.attach()
+    await clients("ai:three")
+    await seen.wait()
+    assert unwarmed.endpoint.sessions._warmer is None, "nothing was asked to open"
+    assert set(off.made) == {"[meta]channel.lifecycle"}
