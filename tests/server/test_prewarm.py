@@ -54,6 +54,22 @@ async def clients(broker: InMemoryBroker) -> AsyncIterator[Callable[[str], Any]]
         await session.close()
 
 
+async def _opened_seen(broker: InMemoryBroker, name: str) -> asyncio.Event:
+    """Set when a lifecycle watcher attached after the endpoint's sees ``name`` opened: the
+    endpoint's watcher has had the event by then (deliveries go in attach order)."""
+    seen = asyncio.Event()
+    watcher = broker.channel("[meta]channel.lifecycle", client_id="test")
+    watcher.subscribe(lambda m: seen.set() if opened_channel(m) == name else None)
+    await watcher.attach()
+    return seen
+
+
+async def _warmed(pool: Any) -> None:
+    """Wait until the pool has taken every name it was asked to prewarm."""
+    if pool._warmer is not None:
+        await pool._warmer
+
+
 async def _input_seen(served: Served, name: str) -> asyncio.Event:
     seen = asyncio.Event()
     session = served.endpoint.sessions.sessions[name]
@@ -99,9 +115,7 @@ async def test_prewarming_follows_the_policy_and_makes_room_by_closing_idle_sess
         for name in names:
             await clients(name)
         await factory.wait_made(names[-1])
-        warming = pool._warmer
-        assert warming is not None
-        await warming  # every name taken, in order
+        await _warmed(pool)  # every name taken, in order
 
     await warmed("lobby", "ai:one", "ai:two", "ai:three")
     assert "lobby" not in factory.made, "the policy refused it before a channel was made"
@@ -109,15 +123,10 @@ async def test_prewarming_follows_the_policy_and_makes_room_by_closing_idle_sess
 
     for name in ("ai:two", "ai:three"):
         await pool.acquire(name)  # both in use now
-    seen = asyncio.Event()  # a watcher after the endpoint's: it has the event by then
-    watcher = broker.channel("[meta]channel.lifecycle", client_id="test")
-    watcher.subscribe(lambda m: seen.set() if opened_channel(m) == "ai:four" else None)
-    await watcher.attach()
+    seen = await _opened_seen(broker, "ai:four")
     await clients("ai:four")
     await seen.wait()
-    warming = pool._warmer
-    assert warming is not None
-    await warming
+    await _warmed(pool)
     assert sorted(pool.sessions) == ["ai:three", "ai:two"], "a session in use never goes"
     assert any("ai:four" in r.getMessage() and "none idle" in r.getMessage()
                for r in caplog.records)
@@ -184,18 +193,13 @@ async def test_without_idle_timeout_prewarming_still_makes_room_and_zero_turns_i
     for name in ("ai:one", "ai:two"):
         await clients(name)
         await factory.wait_made(name)
-        warming = pool._warmer
-        assert warming is not None
-        await warming
+        await _warmed(pool)
     assert sorted(pool.sessions) == ["ai:two"], "ai:one, idle, made room"
 
     off = Factory(broker)
     unwarmed = await serve(ScriptedAgent(), channel_factory=off, prewarm=True,
                            max_warm_sessions=0)
-    seen = asyncio.Event()  # a watcher after the endpoint's: it has the event by then
-    watcher = broker.channel("[meta]channel.lifecycle", client_id="test")
-    watcher.subscribe(lambda m: seen.set() if opened_channel(m) == "ai:three" else None)
-    await watcher.attach()
+    seen = await _opened_seen(broker, "ai:three")
     await clients("ai:three")
     await seen.wait()
     assert unwarmed.endpoint.sessions._warmer is None, "nothing was asked to open"

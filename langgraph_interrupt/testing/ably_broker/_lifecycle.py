@@ -53,8 +53,5 @@ class Lifecycle:
             del self._holders[channel]
             self._announce("channel.closed", channel_details(channel, 0))
 
-    def active(self, channel: str) -> bool:
-        return bool(self._holders.get(channel))
-
     def clear(self) -> None:
         self._holders.clear()
