@@ -4,7 +4,8 @@ Owns: connecting (subscribe, then attach), the live index of inputs that lets a 
 its trigger, routing ``ai-cancel`` to runs (by ``run-id`` or ``input-codec-message-id``),
 the bounded buffer of cancels that arrive before their run exists, admitting runs under the
 multitask strategy (:mod:`._multitask`), and closing (open runs end ``cancelled``, shielded
-and time-bounded). Deciding a cancel through ``on_cancel`` is :mod:`._authorise`'s.
+and time-bounded). Deciding a cancel through ``on_cancel`` is :mod:`._authorise`'s; waiting
+for an input not seen yet (live against history) is :mod:`._find_input`'s.
 
 Improvements over the JS agent (§11 of the protocol notes), each pinned by a named test:
 cancels found only in history are honoured (c3); a run aborts and ends once, and the hook
@@ -24,10 +25,8 @@ from .._cancel import CancelTarget, read_cancel
 from .._eager import start_eagerly
 from .._errors import (
     AITransportError,
-    InputEventNotFoundError,
     InvalidArgumentError,
     InvalidInvocationError,
-    OperationCancelledError,
     SessionClosedError,
     unable_to,
 )
@@ -43,6 +42,7 @@ from .._wire import (
 from ..channels import Channel
 from ._authorise import CancelDesk, CancelRequest, OnCancel
 from ._early_cancels import EarlyCancels
+from ._find_input import find_input
 from ._foreign import ForeignRuns
 from ._input_index import InputIndex
 from ._multitask import MultitaskStrategy, RunGate
@@ -50,7 +50,7 @@ from ._output import shielded
 from ._run import OnCancelled, OnInterrupted, Run
 from ._steerable import OnSteer
 from ._steering import Steer, SteerIndex, read_steer_ids
-from ._trigger import HistoryScan, Trigger, scan_history
+from ._trigger import Trigger
 from ._workers import WorkerRegistry
 
 __all__ = ["AgentSession", "CancelRequest", "OnCancel"]
@@ -60,10 +60,6 @@ logger = logging.getLogger("langgraph_interrupt.transport")
 #: Messages a new attach asks to be delivered from before it (Ably's ``rewind``): a run's
 #: input is usually among the newest, and then needs no history read.
 _RECENT_INPUTS = 10
-#: An attached session looks for a missing input in history only this long after the POST
-#: (seconds): the input is almost always on its way live, and a history read started at
-#: once costs a REST request and, on a fast link, delays handling the input it races.
-_HISTORY_GRACE = 0.05
 _ENDS = (EVENT_RUN_END, EVENT_RUN_SUSPEND)
 
 
@@ -323,7 +319,12 @@ class AgentSession:
         event_id = run.invocation.input_event_id
         trigger = self._inputs.get(event_id)
         if trigger is None:
-            trigger = await self._find(run, event_id, connecting)
+            trigger, cancels = await find_input(
+                self.channel, self._inputs, event_id, run.signal, connecting,
+                timeout=self._trigger_timeout, max_pages=self._max_pages,
+                page_size=self._page_size)
+            if cancels:  # found next to the input in history: applied once it is adopted
+                self._found_cancels[run] = cancels
         steer = Steer.of(trigger)
         if steer is not None and self._open(steer.run_id) not in (None, run):
             raise InvalidInvocationError(unable_to(
@@ -336,66 +337,6 @@ class AgentSession:
         else:
             connecting.result()  # an attach failure fails the start: no cancel could reach it
         return trigger
-
-    async def _find(self, run: Run, event_id: str, connecting: asyncio.Future[None]
-                    ) -> Trigger:
-        """Race the live input against a history read (up to the attach point).
-
-        A session that is attaching reads no history first: its attach asks for the newest
-        earlier messages to be delivered with it (``recent``), and the input a POST names
-        was usually published just before. Only if the attach brought nothing is history
-        read: one round trip in all on a conversation's first turn, two at worst.
-
-        A session already attached sees every input published since it attached: the one
-        a POST names is on its way (the client published it before POSTing). History is
-        read only if it has not arrived ``_HISTORY_GRACE`` after the POST, for an input
-        published before the session attached. That bound is cancelled, never waited,
-        when the input arrives live.
-        """
-        loop = asyncio.get_running_loop()
-        future = self._inputs.waiter(event_id)
-        aborted = asyncio.ensure_future(run.signal.wait())
-        now = loop.time()
-        deadline = now + self._trigger_timeout
-        grace = min(_HISTORY_GRACE, self._trigger_timeout / 2)
-        read_at = now + grace if connecting.done() else now
-        scanning: asyncio.Future[HistoryScan] | None = None
-        read = False
-        try:
-            while True:
-                if not read and connecting.done() and loop.time() >= read_at:
-                    connecting.result()
-                    read = True
-                    scanning = asyncio.ensure_future(scan_history(
-                        self.channel, event_id, max_pages=self._max_pages,
-                        page_size=self._page_size))
-                waiting: set[asyncio.Future[Any]] = {future, aborted}
-                if scanning is not None:
-                    waiting.add(scanning)
-                elif not read:
-                    waiting.add(connecting)
-                until = deadline if read or not connecting.done() else min(deadline, read_at)
-                done, _ = await asyncio.wait(waiting, timeout=max(0.0, until - loop.time()),
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if future.done():  # live first: the read is not waited for
-                    return future.result()
-                if aborted in done:
-                    raise OperationCancelledError(unable_to("start run", run.signal.reason))
-                if scanning is not None and scanning in done:
-                    found = scanning.result()
-                    scanning = None
-                    if found.trigger is not None:
-                        self._found_cancels[run] = found.cancels
-                        return found.trigger
-                if not done and loop.time() >= deadline:
-                    raise InputEventNotFoundError(unable_to(
-                        "start run",
-                        f"input event {event_id!r} not found on {self.channel.name!r}"))
-        finally:
-            aborted.cancel()
-            if scanning is not None:
-                scanning.cancel()
-            self._inputs.forget(event_id, future)
 
     async def _after_attach(self, run: Run, connecting: asyncio.Future[None]) -> None:
         """The run's input arrived with the attach, before the attach completed: finish it;
