@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from .._wire import ChannelMessage, opened_channel
+from .._wire import EVENT_CHANNEL_OPENED, ChannelMessage, opened_channel
 from ..channels import Channel
 
 __all__ = ["SessionWarmer"]
@@ -63,7 +63,7 @@ class SessionWarmer:
     def _on_message(self, message: ChannelMessage) -> None:
         name = opened_channel(message)
         if name is None:
-            if message.name == "channel.opened":
+            if message.name == EVENT_CHANNEL_OPENED:
                 logger.warning("prewarm: skipped a channel.opened event without a channel "
                                "name: %r", message.data)
             return

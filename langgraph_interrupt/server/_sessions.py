@@ -174,9 +174,10 @@ class SessionPool:
 
     def _longest_idle(self) -> str | None:
         """The open session idle the longest (its idle timer the oldest), if any is idle."""
-        for name in self._timers:  # in the order the sessions became idle
-            return name
-        return next((name for name in self._sessions if not self._users.get(name)), None)
+        # The timers are in the order the sessions became idle; without an idle timeout
+        # there are none, and the first open session nobody holds goes.
+        return next(iter(self._timers), None) or next(
+            (name for name in self._sessions if not self._users.get(name)), None)
 
     async def _get(self, name: str) -> AgentSession:
         session = self._sessions.get(name)
